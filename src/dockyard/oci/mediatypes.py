@@ -1,0 +1,23 @@
+"""Media types the registry understands structurally."""
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
+DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+
+IMAGE_MANIFESTS = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+INDEXES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
+MANIFESTS = IMAGE_MANIFESTS | INDEXES
+
+# Layers a registry is not expected to hold: pushed elsewhere, referenced by URL.
+_NON_DISTRIBUTABLE_PREFIXES = (
+    "application/vnd.oci.image.layer.nondistributable.",
+    "application/vnd.docker.image.rootfs.foreign.",
+)
+
+
+def is_non_distributable(media_type: str) -> bool:
+    return media_type.startswith(_NON_DISTRIBUTABLE_PREFIXES)

@@ -1,0 +1,126 @@
+"""Start real Dockyard servers for tests: a subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_tool(name: str) -> str:
+    """The path of a command the test needs; in CI its absence fails instead of skipping."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed"
+        if IN_CI:
+            pytest.fail(message + " (CI must install it)")
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class RunningRegistry:
+    """A Dockyard server process and the addresses to reach it."""
+
+    def __init__(self, workdir: Path, config: dict[str, Any], workers: int = 1,
+                 env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}"
+        self.root = workdir / "data"
+        self.workers = workers
+        self.extra_env = env or {}
+        base = {
+            "version": 0.1,
+            "log": {"level": "info", "formatter": "text"},
+            "storage": {"filesystem": {"rootdirectory": str(self.root)}, "delete": {"enabled": True}},
+            "http": {"addr": self.host},
+        }
+        self.config = deep_merge(base, config)
+        self.config_path = workdir / "config.yml"
+        self.config_path.write_text(yaml.safe_dump(self.config))
+        self.log_path = workdir / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        env = {**os.environ, **self.extra_env}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dockyard", "serve", "--config", str(self.config_path),
+             "--workers", str(self.workers)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"dockyard exited early:\n{self.log_text()}")
+            try:
+                if requests.get(self.url + "/v2/", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"dockyard did not start:\n{self.log_text()}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextmanager
+def running_registry(workdir: Path, config: dict[str, Any] | None = None, workers: int = 1,
+                     env: dict[str, str] | None = None) -> Iterator[RunningRegistry]:
+    registry = RunningRegistry(workdir, config or {}, workers, env)
+    registry.start()
+    try:
+        yield registry
+    finally:
+        registry.stop()
