@@ -63,7 +63,10 @@ class RunningRegistry:
         base = {
             "version": 0.1,
             "log": {"level": "info", "formatter": "text"},
-            "storage": {"filesystem": {"rootdirectory": str(self.root)}, "delete": {"enabled": True}},
+            "storage": {
+                "filesystem": {"rootdirectory": str(self.root)},
+                "delete": {"enabled": True},
+            },
             "http": {"addr": self.host},
         }
         self.config = deep_merge(base, config)

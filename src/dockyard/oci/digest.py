@@ -11,12 +11,13 @@ from typing import Protocol
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 CANONICAL_ALGORITHM = "sha256"
 
-_GRAMMAR = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+_GRAMMAR = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 
 
 class Hasher(Protocol):
     def update(self, data: bytes, /) -> None: ...
     def hexdigest(self) -> str: ...
+    def copy(self) -> Hasher: ...
 
 
 class InvalidDigest(ValueError):
@@ -34,7 +35,7 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> Digest:
         """Parse and validate; only registered algorithms with lowercase hex are accepted."""
-        if not _GRAMMAR.match(text):
+        if not _GRAMMAR.fullmatch(text):
             raise InvalidDigest(f"malformed digest {text!r}")
         algorithm, _, encoded = text.partition(":")
         length = ALGORITHMS.get(algorithm)

@@ -1,0 +1,46 @@
+"""What every response gets: the API version header, a request id, OCI errors for failures."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from dockyard.api.errors import internal_error, registry_error_response
+from dockyard.registry.errors import RegistryError, RegistryErrors
+
+REQUEST_ID = "request_id"
+REQUEST_ID_HEADER = "X-Request-Id"
+API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+_MAX_REQUEST_ID = 200
+
+
+def _request_id(request: web.Request) -> str:
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    if given and len(given) <= _MAX_REQUEST_ID and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+@web.middleware
+async def registry_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[REQUEST_ID] = _request_id(request)
+    try:
+        return await handler(request)
+    except (RegistryError, RegistryErrors) as error:
+        return registry_error_response(error)
+    except web.HTTPException:
+        raise
+    except (ConnectionError, TimeoutError):
+        raise
+    except Exception:
+        return internal_error(request)
+
+
+async def add_common_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: reaches file responses and aiohttp's own errors too."""
+    response.headers.update(API_VERSION)
+    request_id = request.get(REQUEST_ID)
+    if request_id is not None:
+        response.headers[REQUEST_ID_HEADER] = request_id

@@ -1,0 +1,29 @@
+"""`n` and `last` query parameters, and the `Link` header for the next page."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from dockyard.registry.errors import PaginationInvalid
+
+
+def page_size(request: web.Request, default: int, maximum: int) -> int:
+    text = request.query.get("n")
+    if text is None or text == "":
+        return default
+    if not text.isdigit():
+        raise PaginationInvalid(detail={"n": text})
+    return min(int(text), maximum)
+
+
+def last_of(request: web.Request) -> str | None:
+    return request.query.get("last") or None
+
+
+def next_link(path: str, limit: int, next_last: str | None, **extra: str) -> dict[str, str]:
+    if next_last is None:
+        return {}
+    query = urlencode({**extra, "n": limit, "last": next_last})
+    return {"Link": f'<{path}?{query}>; rel="next"'}

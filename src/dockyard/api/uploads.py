@@ -1,0 +1,108 @@
+"""Upload sessions under /v2/<name>/blobs/uploads/."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from dockyard.api.keys import REGISTRY, URLS
+from dockyard.registry.errors import DigestInvalid, UploadOutOfOrder
+from dockyard.registry.references import parse_digest
+from dockyard.registry.uploads import Chunk, UploadState
+
+BODY_CHUNK = 1 << 20
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+
+
+def _range_header(size: int) -> str:
+    return f"0-{max(size - 1, 0)}"
+
+
+def _upload_path(name: str, upload_id: str) -> str:
+    return f"/v2/{name}/blobs/uploads/{upload_id}"
+
+
+def _session_headers(request: web.Request, state: UploadState) -> dict[str, str]:
+    return {
+        "Location": request.app[URLS].build(request, _upload_path(state.repository, state.id)),
+        "Range": _range_header(state.size),
+        "Docker-Upload-UUID": state.id,
+        "Blob-Upload-Session-ID": state.id,
+    }
+
+
+def _session_response(request: web.Request, state: UploadState, status: int) -> web.Response:
+    return web.Response(status=status, headers=_session_headers(request, state))
+
+
+def _created(request: web.Request, name: str, digest: str) -> web.Response:
+    location = request.app[URLS].build(request, f"/v2/{name}/blobs/{digest}")
+    return web.Response(
+        status=201, headers={"Location": location, "Docker-Content-Digest": digest}
+    )
+
+
+def _chunk(request: web.Request) -> Chunk:
+    body = request.content.iter_chunked(BODY_CHUNK)
+    header = request.headers.get("Content-Range")
+    if header is None:
+        return Chunk(body, None, request.content_length)
+    match = _CONTENT_RANGE.match(header.strip())
+    if match is None:
+        return Chunk(body, None, request.content_length, range_malformed=True)
+    return Chunk(body, (int(match.group(1)), int(match.group(2))), request.content_length)
+
+
+def _has_body(request: web.Request) -> bool:
+    return request.can_read_body and request.content_length != 0
+
+
+def _digests(request: web.Request) -> list[str]:
+    values = request.query.getall("digest", [])
+    if not values:
+        raise DigestInvalid("the digest query parameter is required")
+    return values
+
+
+async def start_upload(request: web.Request, name: str) -> web.StreamResponse:
+    registry = request.app[REGISTRY]
+    mount = request.query.get("mount")
+    source = request.query.get("from")
+    if mount and source:
+        digest = parse_digest(mount)
+        if await registry.blobs.mount(name, digest, source):
+            return _created(request, name, str(digest))
+    if "digest" in request.query:
+        digest = parse_digest(_digests(request)[0])
+        stored = await registry.uploads.upload_whole(name, digest, _chunk(request))
+        return _created(request, name, str(stored))
+    state = await registry.uploads.start(name)
+    return _session_response(request, state, 202)
+
+
+async def upload_status(request: web.Request, name: str, upload_id: str) -> web.StreamResponse:
+    state = await request.app[REGISTRY].uploads.status(name, upload_id)
+    return _session_response(request, state, 204)
+
+
+async def patch_upload(request: web.Request, name: str, upload_id: str) -> web.StreamResponse:
+    state = await request.app[REGISTRY].uploads.append(name, upload_id, _chunk(request))
+    return _session_response(request, state, 202)
+
+
+async def finish_upload(request: web.Request, name: str, upload_id: str) -> web.StreamResponse:
+    digests = [parse_digest(text) for text in _digests(request)]
+    last_chunk = _chunk(request) if _has_body(request) else None
+    stored = await request.app[REGISTRY].uploads.complete(name, upload_id, digests, last_chunk)
+    return _created(request, name, str(stored))
+
+
+async def cancel_upload(request: web.Request, name: str, upload_id: str) -> web.StreamResponse:
+    await request.app[REGISTRY].uploads.cancel(name, upload_id)
+    return web.Response(status=204)
+
+
+def out_of_order_headers(request: web.Request, name: str, error: UploadOutOfOrder
+                         ) -> dict[str, str]:
+    return _session_headers(request, UploadState(error.upload_id, name, error.size))

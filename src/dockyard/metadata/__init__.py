@@ -1,0 +1,1 @@
+"""Registry facts in a relational database: one schema for SQLite and PostgreSQL."""

@@ -1,0 +1,342 @@
+"""Queries and transactions over the schema, shared by SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.metadata.engine import Engines
+from dockyard.metadata.records import (
+    ManifestRecord,
+    ManifestWrite,
+    MissingReferences,
+    ReferrerRecord,
+    UploadRecord,
+)
+from dockyard.metadata.schema import (
+    blobs,
+    manifest_references,
+    manifests,
+    repositories,
+    repository_blobs,
+    tags,
+    uploads,
+)
+
+BLOB_REFERENCE = "blob"
+MANIFEST_REFERENCE = "manifest"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _upsert_insert(connection: AsyncConnection, table: Table) -> Any:
+    """An INSERT that can take ON CONFLICT clauses on either engine."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _repository_id(name: str) -> Any:
+    return select(repositories.c.id).where(repositories.c.name == name).scalar_subquery()
+
+
+class MetadataStore:
+    def __init__(self, engines: Engines) -> None:
+        self._engines = engines
+
+    async def close(self) -> None:
+        await self._engines.dispose()
+
+    # -- repositories -------------------------------------------------------------------------
+
+    async def _ensure_repository(self, connection: AsyncConnection, name: str) -> int:
+        statement = _upsert_insert(connection, repositories).values(name=name, created_at=_now())
+        await connection.execute(statement.on_conflict_do_nothing(index_elements=["name"]))
+        found = await connection.scalar(
+            select(repositories.c.id).where(repositories.c.name == name)
+        )
+        assert found is not None
+        return int(found)
+
+    async def repository_exists(self, name: str) -> bool:
+        async with self._engines.read.connect() as connection:
+            found = await connection.scalar(
+                select(repositories.c.id).where(repositories.c.name == name)
+            )
+        return found is not None
+
+    async def list_repositories(self, last: str | None, limit: int) -> list[str]:
+        query = select(repositories.c.name).order_by(repositories.c.name).limit(limit)
+        if last is not None:
+            query = query.where(repositories.c.name > last)
+        async with self._engines.read.connect() as connection:
+            return list((await connection.scalars(query)).all())
+
+    # -- blobs --------------------------------------------------------------------------------
+
+    async def linked_blob_size(self, repository: str, digest: str) -> int | None:
+        query = (
+            select(blobs.c.size)
+            .select_from(repository_blobs.join(blobs, repository_blobs.c.digest == blobs.c.digest))
+            .where(repository_blobs.c.repository_id == _repository_id(repository))
+            .where(repository_blobs.c.digest == digest)
+        )
+        async with self._engines.read.connect() as connection:
+            size = await connection.scalar(query)
+        return None if size is None else int(size)
+
+    async def _link_blob(self, connection: AsyncConnection, repository: str, digest: str,
+                         size: int) -> None:
+        repository_id = await self._ensure_repository(connection, repository)
+        now = _now()
+        await connection.execute(
+            _upsert_insert(connection, blobs)
+            .values(digest=digest, size=size, created_at=now)
+            .on_conflict_do_nothing(index_elements=["digest"])
+        )
+        await connection.execute(
+            _upsert_insert(connection, repository_blobs)
+            .values(repository_id=repository_id, digest=digest, created_at=now)
+            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+        )
+
+    async def link_blob(self, repository: str, digest: str, size: int) -> None:
+        async with self._engines.write.begin() as connection:
+            await self._link_blob(connection, repository, digest, size)
+
+    async def unlink_blob(self, repository: str, digest: str) -> bool:
+        async with self._engines.write.begin() as connection:
+            result = await connection.execute(
+                delete(repository_blobs)
+                .where(repository_blobs.c.repository_id == _repository_id(repository))
+                .where(repository_blobs.c.digest == digest)
+            )
+        return bool(result.rowcount)
+
+    # -- uploads ------------------------------------------------------------------------------
+
+    async def create_upload(self, upload_id: str, repository: str) -> None:
+        now = _now()
+        async with self._engines.write.begin() as connection:
+            await connection.execute(
+                insert(uploads).values(
+                    id=upload_id, repository=repository, created_at=now, updated_at=now
+                )
+            )
+
+    async def get_upload(self, upload_id: str) -> UploadRecord | None:
+        async with self._engines.read.connect() as connection:
+            row = (
+                await connection.execute(select(uploads).where(uploads.c.id == upload_id))
+            ).first()
+        if row is None:
+            return None
+        return UploadRecord(row.id, row.repository, row.created_at, row.updated_at)
+
+    async def touch_upload(self, upload_id: str) -> None:
+        async with self._engines.write.begin() as connection:
+            await connection.execute(
+                update(uploads).where(uploads.c.id == upload_id).values(updated_at=_now())
+            )
+
+    async def delete_upload(self, upload_id: str) -> bool:
+        async with self._engines.write.begin() as connection:
+            result = await connection.execute(delete(uploads).where(uploads.c.id == upload_id))
+        return bool(result.rowcount)
+
+    async def complete_upload(self, upload_id: str, repository: str, digest: str,
+                              size: int) -> None:
+        """End the session and link the blob it produced, together."""
+        async with self._engines.write.begin() as connection:
+            await connection.execute(delete(uploads).where(uploads.c.id == upload_id))
+            await self._link_blob(connection, repository, digest, size)
+
+    # -- manifests ----------------------------------------------------------------------------
+
+    async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None:
+        query = select(manifests.c.digest, manifests.c.media_type, manifests.c.content).where(
+            manifests.c.repository_id == _repository_id(repository),
+            manifests.c.digest == digest,
+        )
+        return await self._fetch_manifest(query)
+
+    async def resolve_tag(self, repository: str, tag: str) -> ManifestRecord | None:
+        query = (
+            select(manifests.c.digest, manifests.c.media_type, manifests.c.content)
+            .select_from(tags.join(manifests, tags.c.manifest_id == manifests.c.id))
+            .where(tags.c.repository_id == _repository_id(repository), tags.c.name == tag)
+        )
+        return await self._fetch_manifest(query)
+
+    async def _fetch_manifest(self, query: Any) -> ManifestRecord | None:
+        async with self._engines.read.connect() as connection:
+            row = (await connection.execute(query)).first()
+        if row is None:
+            return None
+        return ManifestRecord(row.digest, row.media_type, bytes(row.content))
+
+    async def _missing(self, connection: AsyncConnection, column: Any, scope: Any,
+                       repository_id: int, wanted: Sequence[str]) -> list[str]:
+        if not wanted:
+            return []
+        query = select(column).where(scope == repository_id, column.in_(set(wanted)))
+        present = set((await connection.scalars(query)).all())
+        return [digest for digest in dict.fromkeys(wanted) if digest not in present]
+
+    async def put_manifest(self, repository: str, write: ManifestWrite) -> None:
+        """Store a manifest, its references and its tags, or nothing (MissingReferences)."""
+        async with self._engines.write.begin() as connection:
+            repository_id = await self._ensure_repository(connection, repository)
+            missing = MissingReferences(
+                blobs=await self._missing(
+                    connection, repository_blobs.c.digest, repository_blobs.c.repository_id,
+                    repository_id, write.blob_digests,
+                ),
+                manifests=await self._missing(
+                    connection, manifests.c.digest, manifests.c.repository_id,
+                    repository_id, write.child_digests,
+                ),
+            )
+            if missing.blobs or missing.manifests:
+                raise missing
+            manifest_id = await self._insert_manifest(connection, repository_id, write)
+            await self._move_tags(connection, repository_id, manifest_id, write.tags)
+
+    async def _insert_manifest(self, connection: AsyncConnection, repository_id: int,
+                               write: ManifestWrite) -> int:
+        existing = await connection.scalar(
+            select(manifests.c.id).where(
+                manifests.c.repository_id == repository_id, manifests.c.digest == write.digest
+            )
+        )
+        if existing is not None:
+            return int(existing)
+        result = await connection.execute(
+            insert(manifests)
+            .values(
+                repository_id=repository_id,
+                digest=write.digest,
+                media_type=write.media_type,
+                artifact_type=write.artifact_type,
+                size=len(write.content),
+                content=write.content,
+                subject_digest=write.subject_digest,
+                annotations=write.annotations,
+                created_at=_now(),
+            )
+            .returning(manifests.c.id)
+        )
+        manifest_id = int(result.scalar_one())
+        references = _reference_rows(manifest_id, write)
+        if references:
+            await connection.execute(insert(manifest_references), references)
+        return manifest_id
+
+    async def _move_tags(self, connection: AsyncConnection, repository_id: int,
+                         manifest_id: int, names: Iterable[str]) -> None:
+        for name in dict.fromkeys(names):
+            statement = _upsert_insert(connection, tags).values(
+                repository_id=repository_id, name=name, manifest_id=manifest_id,
+                updated_at=_now(),
+            )
+            await connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["repository_id", "name"],
+                    set_={"manifest_id": manifest_id, "updated_at": statement.excluded.updated_at},
+                )
+            )
+
+    async def delete_manifest(self, repository: str, digest: str) -> bool:
+        """Remove a manifest with its tags and references."""
+        async with self._engines.write.begin() as connection:
+            manifest_id = await connection.scalar(
+                select(manifests.c.id).where(
+                    manifests.c.repository_id == _repository_id(repository),
+                    manifests.c.digest == digest,
+                )
+            )
+            if manifest_id is None:
+                return False
+            await connection.execute(delete(tags).where(tags.c.manifest_id == manifest_id))
+            await connection.execute(
+                delete(manifest_references).where(manifest_references.c.manifest_id == manifest_id)
+            )
+            await connection.execute(delete(manifests).where(manifests.c.id == manifest_id))
+        return True
+
+    async def delete_tag(self, repository: str, tag: str) -> bool:
+        async with self._engines.write.begin() as connection:
+            result = await connection.execute(
+                delete(tags).where(
+                    tags.c.repository_id == _repository_id(repository), tags.c.name == tag
+                )
+            )
+        return bool(result.rowcount)
+
+    async def list_tags(self, repository: str, last: str | None, limit: int) -> list[str] | None:
+        """Tag names after `last`, sorted; None when the repository does not exist."""
+        async with self._engines.read.connect() as connection:
+            repository_id = await connection.scalar(
+                select(repositories.c.id).where(repositories.c.name == repository)
+            )
+            if repository_id is None:
+                return None
+            query = (
+                select(tags.c.name)
+                .where(tags.c.repository_id == repository_id)
+                .order_by(tags.c.name)
+                .limit(limit)
+            )
+            if last is not None:
+                query = query.where(tags.c.name > last)
+            return list((await connection.scalars(query)).all())
+
+    async def list_referrers(self, repository: str, subject: str, artifact_type: str | None,
+                             last: str | None, limit: int) -> list[ReferrerRecord]:
+        query = (
+            select(
+                manifests.c.digest, manifests.c.media_type, manifests.c.size,
+                manifests.c.artifact_type, manifests.c.annotations,
+            )
+            .where(
+                manifests.c.repository_id == _repository_id(repository),
+                manifests.c.subject_digest == subject,
+            )
+            .order_by(manifests.c.digest)
+            .limit(limit)
+        )
+        if artifact_type is not None:
+            query = query.where(manifests.c.artifact_type == artifact_type)
+        if last is not None:
+            query = query.where(manifests.c.digest > last)
+        async with self._engines.read.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [
+            ReferrerRecord(row.digest, row.media_type, int(row.size), row.artifact_type,
+                           row.annotations)
+            for row in rows
+        ]
+
+    async def count_repositories(self) -> int:
+        async with self._engines.read.connect() as connection:
+            return int(await connection.scalar(select(func.count()).select_from(repositories)) or 0)
+
+
+def _reference_rows(manifest_id: int, write: ManifestWrite) -> list[dict[str, Any]]:
+    rows = {(digest, BLOB_REFERENCE) for digest in write.blob_digests}
+    rows |= {(digest, MANIFEST_REFERENCE) for digest in write.child_digests}
+    if write.subject_digest is not None:
+        rows.add((write.subject_digest, "subject"))
+    return [
+        {"manifest_id": manifest_id, "digest": digest, "kind": kind} for digest, kind in rows
+    ]
+
+
+__all__ = ["MetadataStore"]

@@ -1,0 +1,1 @@
+"""The registry's rules: repositories, uploads, manifests, tags, referrers, mounts, deletion."""

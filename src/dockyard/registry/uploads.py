@@ -1,0 +1,178 @@
+"""Upload sessions: start, append chunks in order, complete with a verified digest.
+
+Session facts live in metadata and bytes in storage, so a session continues on any worker or
+after a restart. Each process keeps the running sha256 of sessions it served last, which spares
+re-reading the staged bytes at completion in the usual case (one client, one connection).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+
+from dockyard.metadata.store import MetadataStore
+from dockyard.oci.digest import CANONICAL_ALGORITHM, Digest, Hasher, new_hasher
+from dockyard.registry.errors import (
+    BlobUploadUnknown,
+    DigestInvalid,
+    SizeInvalid,
+    UploadOutOfOrder,
+)
+from dockyard.storage.base import BlobStore, UploadMissing
+
+HASHER_CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UploadState:
+    id: str
+    repository: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A request body and what the client said about it."""
+
+    body: AsyncIterable[bytes]
+    content_range: tuple[int, int] | None = None
+    content_length: int | None = None
+    range_malformed: bool = False
+
+    @property
+    def expected_length(self) -> int | None:
+        if self.content_range is not None:
+            return self.content_range[1] - self.content_range[0] + 1
+        return self.content_length
+
+
+class _RunningHashes:
+    """sha256 state of recent sessions, valid only at the offset it was taken."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, tuple[int, Hasher]] = OrderedDict()
+
+    def at(self, upload_id: str, offset: int) -> Hasher | None:
+        entry = self._entries.get(upload_id)
+        if entry is not None and entry[0] == offset:
+            return entry[1].copy()
+        if offset == 0:
+            return new_hasher(CANONICAL_ALGORITHM)
+        return None
+
+    def keep(self, upload_id: str, offset: int, hasher: Hasher) -> None:
+        self._entries[upload_id] = (offset, hasher)
+        self._entries.move_to_end(upload_id)
+        while len(self._entries) > HASHER_CACHE_SIZE:
+            self._entries.popitem(last=False)
+
+    def take(self, upload_id: str, offset: int) -> Hasher | None:
+        entry = self._entries.pop(upload_id, None)
+        return entry[1] if entry is not None and entry[0] == offset else None
+
+
+async def _exactly(body: AsyncIterable[bytes], expected: int | None) -> AsyncIterator[bytes]:
+    """Pass the body through, failing if it is longer or shorter than announced."""
+    seen = 0
+    async for chunk in body:
+        seen += len(chunk)
+        if expected is not None and seen > expected:
+            raise SizeInvalid(detail={"expected": expected})
+        yield chunk
+    if expected is not None and seen != expected:
+        raise SizeInvalid(detail={"expected": expected, "received": seen})
+
+
+class Uploads:
+    def __init__(self, store: BlobStore, metadata: MetadataStore) -> None:
+        self._store = store
+        self._metadata = metadata
+        self._hashes = _RunningHashes()
+
+    async def start(self, repository: str) -> UploadState:
+        upload_id = str(uuid.uuid4())
+        await self._store.create_upload(upload_id)
+        await self._metadata.create_upload(upload_id, repository)
+        return UploadState(upload_id, repository, 0)
+
+    async def status(self, repository: str, upload_id: str) -> UploadState:
+        record = await self._metadata.get_upload(upload_id)
+        if record is None or record.repository != repository:
+            raise BlobUploadUnknown(detail={"uuid": upload_id})
+        try:
+            size = await self._store.upload_size(upload_id)
+        except UploadMissing as exc:
+            raise BlobUploadUnknown(detail={"uuid": upload_id}) from exc
+        return UploadState(upload_id, repository, size)
+
+    async def append(self, repository: str, upload_id: str, chunk: Chunk) -> UploadState:
+        state = await self.status(repository, upload_id)
+        if chunk.range_malformed:
+            raise UploadOutOfOrder(upload_id, state.size, "malformed Content-Range")
+        if chunk.content_range is not None:
+            start, end = chunk.content_range
+            if start != state.size or end < start:
+                raise UploadOutOfOrder(upload_id, state.size,
+                                       f"chunk must start at byte {state.size}")
+            if chunk.content_length is not None and chunk.content_length != end - start + 1:
+                raise UploadOutOfOrder(upload_id, state.size,
+                                       "Content-Range does not match Content-Length")
+        hasher = self._hashes.at(upload_id, state.size)
+        body = _exactly(chunk.body, chunk.expected_length)
+        try:
+            size = await self._store.append_upload(
+                upload_id, state.size, body, hasher.update if hasher is not None else None
+            )
+        except UploadMissing as exc:
+            raise BlobUploadUnknown(detail={"uuid": upload_id}) from exc
+        if hasher is not None:
+            self._hashes.keep(upload_id, size, hasher)
+        await self._metadata.touch_upload(upload_id)
+        return UploadState(upload_id, repository, size)
+
+    async def complete(self, repository: str, upload_id: str, digests: list[Digest],
+                       last_chunk: Chunk | None) -> Digest:
+        """Append the final chunk, verify every digest given, then commit and link the blob."""
+        state = (
+            await self.append(repository, upload_id, last_chunk)
+            if last_chunk is not None
+            else await self.status(repository, upload_id)
+        )
+        canonical = digests[0]
+        for digest in digests:
+            actual = await self._digest_of(upload_id, digest.algorithm, state.size)
+            if actual != digest:
+                await self.cancel(repository, upload_id)
+                raise DigestInvalid(detail={"digest": str(digest), "actual": str(actual)})
+        if await self._store.stat(canonical) is None:
+            await self._store.commit_upload(upload_id, canonical)
+        else:
+            await self._store.delete_upload(upload_id)
+        await self._metadata.complete_upload(upload_id, repository, str(canonical), state.size)
+        return canonical
+
+    async def _digest_of(self, upload_id: str, algorithm: str, size: int) -> Digest:
+        hasher = self._hashes.take(upload_id, size) if algorithm == CANONICAL_ALGORITHM else None
+        if hasher is None:
+            hasher = new_hasher(algorithm)
+            async for data in self._store.read_upload(upload_id):
+                hasher.update(data)
+        return Digest(algorithm, hasher.hexdigest())
+
+    async def cancel(self, repository: str, upload_id: str) -> None:
+        await self.status(repository, upload_id)
+        await self._metadata.delete_upload(upload_id)
+        await self._store.delete_upload(upload_id)
+        self._hashes.take(upload_id, -1)
+
+    async def upload_whole(self, repository: str, digest: Digest, chunk: Chunk) -> Digest:
+        """A monolithic upload in one request (POST with ?digest=)."""
+        state = await self.start(repository)
+        try:
+            return await self.complete(repository, state.id, [digest], chunk)
+        except BaseException:
+            await self._metadata.delete_upload(state.id)
+            await self._store.delete_upload(state.id)
+            raise

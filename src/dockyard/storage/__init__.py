@@ -1,0 +1,1 @@
+"""Blob bytes: where content-addressed blobs and staged uploads live."""

@@ -1,0 +1,134 @@
+"""Blobs on a local filesystem: `blobs/<alg>/<2 hex>/<hex>` and `uploads/<id>`.
+
+Disk work runs in the default thread pool: hashing and writing release the GIL, so a chunk is
+hashed and written while the event loop reads the next one off the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+from typing import BinaryIO
+
+from dockyard.oci.digest import Digest
+from dockyard.storage.base import BlobStore, ChunkObserver, UploadMissing
+
+READ_CHUNK = 1 << 20
+
+
+class FilesystemBlobStore(BlobStore):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._blobs = root / "blobs"
+        self._uploads = root / "uploads"
+        self._blobs.mkdir(parents=True, exist_ok=True)
+        self._uploads.mkdir(parents=True, exist_ok=True)
+
+    def _blob_path(self, digest: Digest) -> Path:
+        return self._blobs / digest.algorithm / digest.hex[:2] / digest.hex
+
+    def _upload_path(self, upload_id: str) -> Path:
+        return self._uploads / upload_id
+
+    async def stat(self, digest: Digest) -> int | None:
+        try:
+            return os.stat(self._blob_path(digest)).st_size
+        except FileNotFoundError:
+            return None
+
+    def local_path(self, digest: Digest) -> Path | None:
+        return self._blob_path(digest)
+
+    async def read(self, digest: Digest, offset: int = 0, length: int | None = None
+                   ) -> AsyncIterator[bytes]:
+        async for chunk in _read_file(self._blob_path(digest), offset, length):
+            yield chunk
+
+    async def delete(self, digest: Digest) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._blob_path(digest))
+
+    async def create_upload(self, upload_id: str) -> None:
+        self._upload_path(upload_id).touch(exist_ok=False)
+
+    async def upload_size(self, upload_id: str) -> int:
+        try:
+            return os.stat(self._upload_path(upload_id)).st_size
+        except FileNotFoundError as exc:
+            raise UploadMissing(upload_id) from exc
+
+    async def append_upload(self, upload_id: str, offset: int, chunks: AsyncIterable[bytes],
+                            observe: ChunkObserver | None = None) -> int:
+        try:
+            handle = open(self._upload_path(upload_id), "r+b")  # noqa: SIM115
+        except FileNotFoundError as exc:
+            raise UploadMissing(upload_id) from exc
+        with handle:
+            try:
+                handle.seek(offset)
+                handle.truncate()
+                async for chunk in chunks:
+                    await asyncio.to_thread(_write, handle, chunk, observe)
+                return handle.tell()
+            except BaseException:
+                handle.truncate(offset)
+                raise
+
+    async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
+        path = self._upload_path(upload_id)
+        if not path.exists():
+            raise UploadMissing(upload_id)
+        async for chunk in _read_file(path, 0, None):
+            yield chunk
+
+    async def commit_upload(self, upload_id: str, digest: Digest) -> None:
+        source = self._upload_path(upload_id)
+        target = self._blob_path(digest)
+        await asyncio.to_thread(_durable_rename, source, target)
+
+    async def delete_upload(self, upload_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._upload_path(upload_id))
+
+
+def _write(handle: BinaryIO, chunk: bytes, observe: ChunkObserver | None) -> None:
+    if observe is not None:
+        observe(chunk)
+    handle.write(chunk)
+
+
+def _durable_rename(source: Path, target: Path) -> None:
+    """Flush the staged file, then rename it into place; the blob appears whole or not at all."""
+    try:
+        fd = os.open(source, os.O_RDONLY)
+    except FileNotFoundError as exc:
+        raise UploadMissing(source.name) from exc
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+async def _read_file(path: Path, offset: int, length: int | None) -> AsyncIterator[bytes]:
+    handle = await asyncio.to_thread(open, path, "rb")
+    with handle:
+        handle.seek(offset)
+        remaining = length
+        while remaining is None or remaining > 0:
+            size = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+            chunk = await asyncio.to_thread(handle.read, size)
+            if not chunk:
+                return
+            if remaining is not None:
+                remaining -= len(chunk)
+            yield chunk
