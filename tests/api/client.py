@@ -70,9 +70,9 @@ def digest_matches(digest: str | None, data: bytes) -> bool:
     return digest == digest_of(data, algorithm)
 
 
-def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
-    """An OCI descriptor for `data`; extra keys (annotations, artifactType, data, ...) are added."""
-    return {"mediaType": media_type, "digest": digest_of(data), "size": len(data), **extra}
+def descriptor(media_type: str, content: bytes, /, **extra: Any) -> dict[str, Any]:
+    """An OCI descriptor for `content`; extra keys (annotations, artifactType, data) are added."""
+    return {"mediaType": media_type, "digest": digest_of(content), "size": len(content), **extra}
 
 
 def encode(document: dict[str, Any]) -> bytes:
@@ -215,7 +215,7 @@ def error_codes(response: requests.Response) -> list[str]:
         return []
     if not isinstance(body, dict) or not isinstance(body.get("errors"), list):
         return []
-    return [e.get("code") for e in body["errors"] if isinstance(e, dict)]
+    return [str(e.get("code")) for e in body["errors"] if isinstance(e, dict)]
 
 
 def describe(response: requests.Response) -> str:

@@ -58,6 +58,12 @@ def unsupported(message: str, status: int = 405) -> web.Response:
     return error_response(status, [{"code": "UNSUPPORTED", "message": message, "detail": None}])
 
 
+def http_error_response(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusals (no route, wrong method) in the OCI error shape."""
+    code = "NAME_UNKNOWN" if exc.status == 404 else "UNSUPPORTED"
+    return error_response(exc.status, [{"code": code, "message": exc.reason, "detail": None}])
+
+
 def internal_error(request: web.Request) -> web.Response:
     """A bug: logged with its traceback, answered without one."""
     log.exception("unhandled error on %s %s", request.method, request.path)

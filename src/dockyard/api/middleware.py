@@ -7,7 +7,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from dockyard.api.errors import internal_error, registry_error_response
+from dockyard.api.errors import http_error_response, internal_error, registry_error_response
 from dockyard.registry.errors import RegistryError, RegistryErrors
 
 REQUEST_ID = "request_id"
@@ -30,8 +30,10 @@ async def registry_middleware(request: web.Request, handler: Handler) -> web.Str
         return await handler(request)
     except (RegistryError, RegistryErrors) as error:
         return registry_error_response(error)
-    except web.HTTPException:
-        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return http_error_response(exc)
     except (ConnectionError, TimeoutError):
         raise
     except Exception:

@@ -11,7 +11,7 @@ from dockyard.registry.errors import PaginationInvalid
 
 def page_size(request: web.Request, default: int, maximum: int) -> int:
     text = request.query.get("n")
-    if text is None or text == "":
+    if text is None:
         return default
     if not text.isdigit():
         raise PaginationInvalid(detail={"n": text})

@@ -66,7 +66,8 @@ async def version_check(request: web.Request) -> web.StreamResponse:
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
     """Every /v2/<...> path: find the endpoint, check the name, call the handler."""
-    tail = request.match_info["tail"]
+    # The raw path: a percent-encoded slash must not split a name or an id.
+    tail = request.rel_url.raw_path[len("/v2/"):]
     if tail == "_catalog":
         if request.method not in ("GET", "HEAD"):
             return unsupported("method not allowed")
@@ -92,4 +93,4 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v2/", version_check)
     app.router.add_get("/v2", version_check)
-    app.router.add_route("*", "/v2/{tail:.+}", dispatch)
+    app.router.add_route("*", r"/v2/{tail:[\s\S]+}", dispatch)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -45,9 +45,10 @@ class UploadRecord:
     updated_at: datetime
 
 
-@dataclass(frozen=True)
 class MissingReferences(Exception):
     """A manifest names blobs or child manifests its repository does not hold."""
 
-    blobs: list[str] = field(default_factory=list)
-    manifests: list[str] = field(default_factory=list)
+    def __init__(self, blobs: list[str], manifests: list[str]) -> None:
+        super().__init__(f"{len(blobs)} blobs and {len(manifests)} manifests missing")
+        self.blobs = blobs
+        self.manifests = manifests

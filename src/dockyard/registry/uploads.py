@@ -85,6 +85,14 @@ async def _exactly(body: AsyncIterable[bytes], expected: int | None) -> AsyncIte
         raise SizeInvalid(detail={"expected": expected, "received": seen})
 
 
+def _is_upload_id(text: str) -> bool:
+    """Ids are UUIDs we made; anything else never reaches storage as a file name."""
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
+
+
 class Uploads:
     def __init__(self, store: BlobStore, metadata: MetadataStore) -> None:
         self._store = store
@@ -98,6 +106,8 @@ class Uploads:
         return UploadState(upload_id, repository, 0)
 
     async def status(self, repository: str, upload_id: str) -> UploadState:
+        if not _is_upload_id(upload_id):
+            raise BlobUploadUnknown(detail={"uuid": upload_id})
         record = await self._metadata.get_upload(upload_id)
         if record is None or record.repository != repository:
             raise BlobUploadUnknown(detail={"uuid": upload_id})
