@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -323,10 +323,6 @@ class MetadataStore:
                            row.annotations)
             for row in rows
         ]
-
-    async def count_repositories(self) -> int:
-        async with self._engines.read.connect() as connection:
-            return int(await connection.scalar(select(func.count()).select_from(repositories)) or 0)
 
 
 def _reference_rows(manifest_id: int, write: ManifestWrite) -> list[dict[str, Any]]:

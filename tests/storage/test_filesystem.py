@@ -1,0 +1,87 @@
+"""The filesystem blob store: staging, atomic commit, and failed appends changing nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+import pytest
+
+from dockyard.oci.digest import Digest
+from dockyard.storage.base import UploadMissing
+from dockyard.storage.filesystem import FilesystemBlobStore
+
+
+async def _chunks(parts: Iterable[bytes], fail_after: int | None = None) -> AsyncIterator[bytes]:
+    for index, part in enumerate(parts):
+        if fail_after is not None and index == fail_after:
+            raise ConnectionResetError("client went away")
+        yield part
+
+
+async def _collect(stream: AsyncIterator[bytes]) -> bytes:
+    return b"".join([chunk async for chunk in stream])
+
+
+def test_upload_commit_makes_a_readable_blob(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = FilesystemBlobStore(tmp_path)
+        await store.create_upload("u1")
+        seen = hashlib.sha256()
+        size = await store.append_upload("u1", 0, _chunks([b"hello ", b"world"]), seen.update)
+        assert size == 11
+        size = await store.append_upload("u1", 11, _chunks([b"!"]), seen.update)
+        digest = Digest("sha256", seen.hexdigest())
+        assert digest == Digest.of(b"hello world!")
+        assert await store.stat(digest) is None
+        await store.commit_upload("u1", digest)
+        assert await store.stat(digest) == size == 12
+        assert await _collect(store.read(digest)) == b"hello world!"
+        assert await _collect(store.read(digest, 6, 5)) == b"world"
+        with pytest.raises(UploadMissing):
+            await store.upload_size("u1")
+
+    asyncio.run(scenario())
+
+
+def test_failed_append_is_cut_back(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = FilesystemBlobStore(tmp_path)
+        await store.create_upload("u2")
+        await store.append_upload("u2", 0, _chunks([b"abc"]))
+        with pytest.raises(ConnectionResetError):
+            await store.append_upload("u2", 3, _chunks([b"def", b"ghi"], fail_after=1))
+        assert await store.upload_size("u2") == 3
+        assert await _collect(store.read_upload("u2")) == b"abc"
+
+    asyncio.run(scenario())
+
+
+def test_missing_upload_is_reported(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = FilesystemBlobStore(tmp_path)
+        with pytest.raises(UploadMissing):
+            await store.append_upload("nope", 0, _chunks([b"x"]))
+        with pytest.raises(UploadMissing):
+            await store.commit_upload("nope", Digest.of(b"x"))
+        await store.delete_upload("nope")
+        await store.delete(Digest.of(b"x"))
+
+    asyncio.run(scenario())
+
+
+def test_blobs_are_laid_out_by_digest(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = FilesystemBlobStore(tmp_path)
+        digest = Digest.of(b"layout", "sha512")
+        await store.create_upload("u3")
+        await store.append_upload("u3", 0, _chunks([b"layout"]))
+        await store.commit_upload("u3", digest)
+        expected = tmp_path / "blobs" / "sha512" / digest.hex[:2] / digest.hex
+        assert store.local_path(digest) == expected
+        assert expected.read_bytes() == b"layout"
+        assert not list((tmp_path / "uploads").iterdir())
+
+    asyncio.run(scenario())
