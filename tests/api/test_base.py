@@ -93,6 +93,15 @@ def test_request_id_is_echoed(client: Client, name: str) -> None:
         assert response.headers.get("X-Request-Id") == "dockyard-test-42"
 
 
+@pytest.mark.parametrize("value", ["x" * 2000, "caf\xe9", "a b\tc", ""])
+def test_odd_request_ids_are_harmless(registry: RunningRegistry, value: str) -> None:
+    response = raw_request(registry.host, f"GET /v2/ HTTP/1.1\nX-Request-Id: {value}")
+    assert response.status == 200
+    echoed = response.headers.get("x-request-id", "")
+    assert echoed
+    assert "\n" not in echoed and "\r" not in echoed
+
+
 def test_request_id_on_errors(client: Client, name: str) -> None:
     response = client.get(f"/v2/{name}/blobs/{UNKNOWN_DIGEST}")
     assert response.status_code == 404

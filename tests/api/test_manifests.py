@@ -31,8 +31,10 @@ from tests.api.client import (
     image_manifest,
     index_manifest,
     random_bytes,
+    raw_request,
     repo_name,
 )
+from tests.server import RunningRegistry
 
 MIB = 1024 * 1024
 
@@ -67,6 +69,15 @@ def assert_pullable(client: Client, name: str, reference: str, manifest: Manifes
 
 
 # -- pushing and pulling ------------------------------------------------------------------------
+
+
+def test_head_sends_no_body_on_the_wire(client: Client, registry: RunningRegistry,
+                                        name: str) -> None:
+    manifest = client.push_image(name, "latest")
+    for reference, status in (("latest", 200), (manifest.digest, 200), ("absent", 404)):
+        response = raw_request(registry.host, f"HEAD /v2/{name}/manifests/{reference} HTTP/1.1")
+        assert response.status == status
+        assert response.body == b""
 
 
 def test_push_by_tag(client: Client, name: str) -> None:
@@ -187,6 +198,14 @@ def test_manifest_without_media_type_field(client: Client, name: str) -> None:
     response = client.put_manifest(name, "bare", manifest)
     assert_manifest_created(client, response, name, manifest)
     assert_pullable(client, name, "bare", manifest)
+
+
+def test_put_without_content_type_uses_the_body_media_type(client: Client, name: str) -> None:
+    for manifest in (image_manifest(), image_manifest(media_type=DOCKER_MANIFEST)):
+        client.push_contents(name, manifest)
+        response = client.put(f"/v2/{name}/manifests/untyped", data=manifest.body)
+        assert response.status_code == 201, describe(response)
+        assert_pullable(client, name, "untyped", manifest)
 
 
 def test_content_type_with_parameters(client: Client, name: str) -> None:
@@ -373,6 +392,12 @@ def test_no_subject_header_without_subject(client: Client, name: str) -> None:
     b'{"schemaVersion": 2, "mediaType": "' + OCI_INDEX.encode() + b'", "manifests": {}}',
     b'{"schemaVersion": 2, "mediaType": "' + OCI_MANIFEST.encode()
     + b'", "config": {"mediaType": "x", "digest": "sha256:zz", "size": 1}}',
+    b'{"schemaVersion": 2, "mediaType": "' + OCI_MANIFEST.encode()
+    + b'", "config": {"mediaType": "x", "digest": "sha256:' + b"0" * 64 + b'", "size": 1},'
+    + b' "subject": "sha256:' + b"0" * 64 + b'"}',
+    b'{"schemaVersion": 2, "mediaType": "' + OCI_MANIFEST.encode()
+    + b'", "config": {"mediaType": "x", "digest": "sha256:' + b"0" * 64 + b'", "size": 1},'
+    + b' "layers": [], "annotations": {"k": 1}}',
     b'{"schemaVersion": 2, "mediaType": "' + OCI_MANIFEST.encode()
     + b'", "config": {"mediaType": "x", "digest": "sha256:' + b"0" * 64 + b'", "size": -1}}',
     b'{"schemaVersion": 2, "mediaType": "' + OCI_MANIFEST.encode()

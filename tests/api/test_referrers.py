@@ -152,6 +152,23 @@ def test_index_with_subject_is_a_referrer(client: Client, name: str, subject: Ma
     assert entries == {index.digest: expected_descriptor(index, SBOM, {"purpose": "bundle"})}
 
 
+def test_index_referrer_without_artifact_type(client: Client, name: str,
+                                              subject: Manifest) -> None:
+    index = index_manifest([artifact_manifest(SIGNATURE)], subject=subject, platforms=False)
+    client.push_manifest(name, index)
+    entry = listed(referrers(client, name, subject.digest))[index.digest]
+    assert entry["mediaType"] == OCI_INDEX
+    assert entry["size"] == index.size
+    assert not entry.get("artifactType")
+
+
+def test_deleting_a_tag_keeps_the_referrer(client: Client, name: str, subject: Manifest) -> None:
+    artifact = artifact_manifest(SIGNATURE, subject=subject)
+    client.push_manifest(name, artifact, "sig")
+    assert client.delete(f"/v2/{name}/manifests/sig").status_code == 202
+    assert list(listed(referrers(client, name, subject.digest))) == [artifact.digest]
+
+
 def test_referrer_of_an_index(client: Client, name: str) -> None:
     index = index_manifest([image_manifest()])
     client.push_manifest(name, index, "multi")

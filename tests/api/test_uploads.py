@@ -460,3 +460,22 @@ def test_blob_digest_header_matches_content(client: Client, name: str) -> None:
     digest = client.push_blob(name, data)
     response = client.get(f"/v2/{name}/blobs/{digest}")
     assert digest_matches(response.headers["Docker-Content-Digest"], response.content)
+
+
+def test_mount_from_the_same_repository(client: Client, name: str) -> None:
+    data = random_bytes(30)
+    digest = client.push_blob(name, data)
+    assert_blob_created(client, client.mount(name, digest, name), name, digest)
+    assert_blob(client, name, digest, data)
+
+
+def test_parallel_sessions_for_the_same_content(client: Client, name: str) -> None:
+    # Two builders pushing one layer at once: both succeed and one blob results.
+    data = random_bytes(5000)
+    digest = digest_of(data)
+    first, second = client.upload_url(name), client.upload_url(name)
+    assert client.patch_chunk(first, data[:2500], start=0).status_code == 202
+    assert client.patch_chunk(second, data[:2500], start=0).status_code == 202
+    assert_blob_created(client, client.finish_upload(first, digest, data[2500:]), name, digest)
+    assert_blob_created(client, client.finish_upload(second, digest, data[2500:]), name, digest)
+    assert_blob(client, name, digest, data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.api.client import Client, describe, digest_of, random_bytes, range_end, repo_name
 from tests.server import RunningRegistry
@@ -15,8 +16,24 @@ def fresh(server: RunningRegistry) -> Client:
     return api
 
 
+def processes_in_group(pgid: int) -> int:
+    """How many live processes belong to the server's process group (Linux /proc)."""
+    count = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            count += 1
+    return count
+
+
 def test_push_once_pull_everywhere(start_registry: Callable[..., RunningRegistry]) -> None:
     server = start_registry(workers=2)
+    assert server.process is not None
+    if Path("/proc/self/stat").exists():
+        assert processes_in_group(server.process.pid) >= 2
     pusher = Client(server.url)
     name = repo_name()
     manifest = pusher.push_image(name, "latest", layers=2)

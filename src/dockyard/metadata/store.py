@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Row, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,8 +43,29 @@ def _upsert_insert(connection: AsyncConnection, table: Table) -> Any:
     return sqlite.insert(table)
 
 
-def _repository_id(name: str) -> Any:
+def _repository_id(name: Any) -> Any:
     return select(repositories.c.id).where(repositories.c.name == name).scalar_subquery()
+
+
+# The hot reads, built once: a pull is a tag lookup, a manifest lookup and blob checks.
+_REPOSITORY_ID = _repository_id(bindparam("repository"))
+_MANIFEST_COLUMNS = (manifests.c.digest, manifests.c.media_type, manifests.c.content)
+_MANIFEST_BY_DIGEST = select(*_MANIFEST_COLUMNS).where(
+    manifests.c.repository_id == _REPOSITORY_ID, manifests.c.digest == bindparam("digest")
+)
+_MANIFEST_BY_TAG = (
+    select(*_MANIFEST_COLUMNS)
+    .select_from(tags.join(manifests, tags.c.manifest_id == manifests.c.id))
+    .where(tags.c.repository_id == _REPOSITORY_ID, tags.c.name == bindparam("tag"))
+)
+_LINKED_BLOB_SIZE = (
+    select(blobs.c.size)
+    .select_from(repository_blobs.join(blobs, repository_blobs.c.digest == blobs.c.digest))
+    .where(
+        repository_blobs.c.repository_id == _REPOSITORY_ID,
+        repository_blobs.c.digest == bindparam("digest"),
+    )
+)
 
 
 class MetadataStore:
@@ -53,6 +74,20 @@ class MetadataStore:
 
     async def close(self) -> None:
         await self._engines.dispose()
+
+    async def _rows(self, query: Any, params: dict[str, Any] | None = None
+                    ) -> Sequence[Row[Any]]:
+        """Run a read: inline on SQLite (see Engines.inline_read), else through the pool."""
+        inline = self._engines.inline_read
+        if inline is not None:
+            with inline.connect() as sync_connection:
+                return sync_connection.execute(query, params).all()
+        async with self._engines.read.connect() as connection:
+            return (await connection.execute(query, params)).all()
+
+    async def _scalar(self, query: Any, params: dict[str, Any] | None = None) -> Any:
+        rows = await self._rows(query, params)
+        return rows[0][0] if rows else None
 
     # -- repositories -------------------------------------------------------------------------
 
@@ -66,30 +101,19 @@ class MetadataStore:
         return int(found)
 
     async def repository_exists(self, name: str) -> bool:
-        async with self._engines.read.connect() as connection:
-            found = await connection.scalar(
-                select(repositories.c.id).where(repositories.c.name == name)
-            )
+        found = await self._scalar(select(repositories.c.id).where(repositories.c.name == name))
         return found is not None
 
     async def list_repositories(self, last: str | None, limit: int) -> list[str]:
         query = select(repositories.c.name).order_by(repositories.c.name).limit(limit)
         if last is not None:
             query = query.where(repositories.c.name > last)
-        async with self._engines.read.connect() as connection:
-            return list((await connection.scalars(query)).all())
+        return [row[0] for row in await self._rows(query)]
 
     # -- blobs --------------------------------------------------------------------------------
 
     async def linked_blob_size(self, repository: str, digest: str) -> int | None:
-        query = (
-            select(blobs.c.size)
-            .select_from(repository_blobs.join(blobs, repository_blobs.c.digest == blobs.c.digest))
-            .where(repository_blobs.c.repository_id == _repository_id(repository))
-            .where(repository_blobs.c.digest == digest)
-        )
-        async with self._engines.read.connect() as connection:
-            size = await connection.scalar(query)
+        size = await self._scalar(_LINKED_BLOB_SIZE, {"repository": repository, "digest": digest})
         return None if size is None else int(size)
 
     async def _link_blob(self, connection: AsyncConnection, repository: str, digest: str,
@@ -132,12 +156,10 @@ class MetadataStore:
             )
 
     async def get_upload(self, upload_id: str) -> UploadRecord | None:
-        async with self._engines.read.connect() as connection:
-            row = (
-                await connection.execute(select(uploads).where(uploads.c.id == upload_id))
-            ).first()
-        if row is None:
+        rows = await self._rows(select(uploads).where(uploads.c.id == upload_id))
+        if not rows:
             return None
+        row = rows[0]
         return UploadRecord(row.id, row.repository, row.created_at, row.updated_at)
 
     async def touch_upload(self, upload_id: str) -> None:
@@ -161,25 +183,18 @@ class MetadataStore:
     # -- manifests ----------------------------------------------------------------------------
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestRecord | None:
-        query = select(manifests.c.digest, manifests.c.media_type, manifests.c.content).where(
-            manifests.c.repository_id == _repository_id(repository),
-            manifests.c.digest == digest,
+        return await self._fetch_manifest(
+            _MANIFEST_BY_DIGEST, {"repository": repository, "digest": digest}
         )
-        return await self._fetch_manifest(query)
 
     async def resolve_tag(self, repository: str, tag: str) -> ManifestRecord | None:
-        query = (
-            select(manifests.c.digest, manifests.c.media_type, manifests.c.content)
-            .select_from(tags.join(manifests, tags.c.manifest_id == manifests.c.id))
-            .where(tags.c.repository_id == _repository_id(repository), tags.c.name == tag)
-        )
-        return await self._fetch_manifest(query)
+        return await self._fetch_manifest(_MANIFEST_BY_TAG, {"repository": repository, "tag": tag})
 
-    async def _fetch_manifest(self, query: Any) -> ManifestRecord | None:
-        async with self._engines.read.connect() as connection:
-            row = (await connection.execute(query)).first()
-        if row is None:
+    async def _fetch_manifest(self, query: Any, params: dict[str, Any]) -> ManifestRecord | None:
+        rows = await self._rows(query, params)
+        if not rows:
             return None
+        row = rows[0]
         return ManifestRecord(row.digest, row.media_type, bytes(row.content))
 
     async def _missing(self, connection: AsyncConnection, column: Any, scope: Any,
@@ -282,21 +297,20 @@ class MetadataStore:
 
     async def list_tags(self, repository: str, last: str | None, limit: int) -> list[str] | None:
         """Tag names after `last`, sorted; None when the repository does not exist."""
-        async with self._engines.read.connect() as connection:
-            repository_id = await connection.scalar(
-                select(repositories.c.id).where(repositories.c.name == repository)
-            )
-            if repository_id is None:
-                return None
-            query = (
-                select(tags.c.name)
-                .where(tags.c.repository_id == repository_id)
-                .order_by(tags.c.name)
-                .limit(limit)
-            )
-            if last is not None:
-                query = query.where(tags.c.name > last)
-            return list((await connection.scalars(query)).all())
+        repository_id = await self._scalar(
+            select(repositories.c.id).where(repositories.c.name == repository)
+        )
+        if repository_id is None:
+            return None
+        query = (
+            select(tags.c.name)
+            .where(tags.c.repository_id == repository_id)
+            .order_by(tags.c.name)
+            .limit(limit)
+        )
+        if last is not None:
+            query = query.where(tags.c.name > last)
+        return [row[0] for row in await self._rows(query)]
 
     async def list_referrers(self, repository: str, subject: str, artifact_type: str | None,
                              last: str | None, limit: int) -> list[ReferrerRecord]:
@@ -316,8 +330,7 @@ class MetadataStore:
             query = query.where(manifests.c.artifact_type == artifact_type)
         if last is not None:
             query = query.where(manifests.c.digest > last)
-        async with self._engines.read.connect() as connection:
-            rows = (await connection.execute(query)).all()
+        rows = await self._rows(query)
         return [
             ReferrerRecord(row.digest, row.media_type, int(row.size), row.artifact_type,
                            row.annotations)
