@@ -58,8 +58,8 @@ def _configure_sqlite(engine: Engine, begin: str | None) -> None:
             connection.exec_driver_sql(begin)
 
 
-def _sqlite_engine(url: str, begin: str, echo: bool) -> AsyncEngine:
-    engine = create_async_engine(url, echo=echo)
+def _sqlite_engine(url: str, begin: str, echo: bool, pool_size: int) -> AsyncEngine:
+    engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=0)
     _configure_sqlite(engine.sync_engine, begin)
     return engine
 
@@ -78,8 +78,10 @@ def create_engines(url: str, pool_size: int = 10, echo: bool = False,
         if parsed.database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         return Engines(
-            read=_sqlite_engine(url, "BEGIN", echo),
-            write=_sqlite_engine(url, "BEGIN IMMEDIATE", echo),
+            read=_sqlite_engine(url, "BEGIN", echo, pool_size),
+            # SQLite has one writer at a time. One connection per process makes writers of
+            # this process queue in asyncio instead of in SQLite's sleeping busy handler.
+            write=_sqlite_engine(url, "BEGIN IMMEDIATE", echo, 1),
             inline_read=_sqlite_inline_engine(url, echo),
         )
     engine = postgres_engine(url, postgres or PostgresOptions(pool_size=pool_size), echo)
