@@ -19,7 +19,10 @@ def page_size(request: web.Request, default: int, maximum: int) -> int:
 
 
 def last_of(request: web.Request) -> str | None:
-    return request.query.get("last") or None
+    last = request.query.get("last") or None
+    if last is not None and not last.isprintable():
+        raise PaginationInvalid("last must be printable text", detail={"last": last})
+    return last
 
 
 def next_link(path: str, limit: int, next_last: str | None, **extra: str) -> dict[str, str]:

@@ -1,5 +1,11 @@
 """Media types the registry understands structurally."""
 
+import re
+
+# RFC 6838 type/subtype names (parameters are not part of an artifactType).
+_RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_MEDIA_TYPE = re.compile(rf"{_RESTRICTED_NAME}/{_RESTRICTED_NAME}")
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
@@ -21,3 +27,7 @@ _NON_DISTRIBUTABLE_PREFIXES = (
 
 def is_non_distributable(media_type: str) -> bool:
     return media_type.startswith(_NON_DISTRIBUTABLE_PREFIXES)
+
+
+def is_valid_media_type(text: str) -> bool:
+    return _MEDIA_TYPE.fullmatch(text) is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,15 +42,29 @@ class Listings:
             raise NameUnknown(detail={"name": repository})
         return _page(names, limit, lambda name: name)
 
-    async def repositories(self, limit: int, last: str | None) -> Page:
+    async def repositories(self, limit: int, last: str | None,
+                           visible: Callable[[str], bool] | None = None) -> Page:
+        """`visible` hides repositories the caller may not read; pages stay full regardless."""
         if limit == 0:
             return Page([], None)
-        names = await self._metadata.list_repositories(last, limit + 1)
-        return _page(names, limit, lambda name: name)
+        if visible is None:
+            names = await self._metadata.list_repositories(last, limit + 1)
+            return _page(names, limit, lambda name: name)
+        kept: list[str] = []
+        cursor = last
+        while len(kept) <= limit:
+            batch = await self._metadata.list_repositories(cursor, limit + 1)
+            kept.extend(name for name in batch if visible(name))
+            if len(batch) <= limit:
+                break
+            cursor = batch[-1]
+        return _page(kept[: limit + 1], limit, lambda name: name)
 
     async def referrers(self, repository: str, subject: Digest, artifact_type: str | None,
                         limit: int, last: str | None) -> Page:
         """Descriptors of manifests whose subject is `subject`, as the referrers API lists them."""
+        if artifact_type is not None and not mediatypes.is_valid_media_type(artifact_type):
+            return Page([], None)  # no manifest can have such an artifactType
         records = await self._metadata.list_referrers(
             repository, str(subject), artifact_type, last, limit + 1
         )
