@@ -1,0 +1,1 @@
+"""Dockyard benchmark harness: Dockyard side by side with the Go reference registry."""
