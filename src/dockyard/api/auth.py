@@ -1,0 +1,108 @@
+"""The access check in front of the handlers, and what handlers ask of it (mount, listings).
+
+When the app carries no `AuthState`, every check passes without a look at the request, so
+a registry without `auth` behaves exactly as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from dockyard.api.errors import error_response
+from dockyard.auth.access import PULL, REPOSITORY, Principal, Scope
+from dockyard.auth.authorizer import Authorizer, Decision
+from dockyard.auth.keys import KeyDirectory
+from dockyard.auth.service import TokenService
+from dockyard.auth.tokens import TokenVerifier
+
+
+@dataclass(frozen=True, slots=True)
+class AuthState:
+    authorizer: Authorizer
+    token_path: str = "/token"
+    host: str | None = None
+    """The external base URL (`http.host`) for the token realm; else taken from the request."""
+    token_service: TokenService | None = None
+    refresh_verifier: TokenVerifier | None = None
+    keys: KeyDirectory | None = None
+
+
+AUTH = web.AppKey("auth", AuthState)
+PRINCIPAL = "dockyard.principal"
+
+
+def token_realm(request: web.Request, state: AuthState) -> str:
+    base = state.host or f"{request.scheme}://{request.host}"
+    return base + state.token_path
+
+
+def refusal(decision: Decision) -> web.Response:
+    headers: dict[str, str] = {}
+    if decision.challenge is not None:
+        headers["WWW-Authenticate"] = decision.challenge
+    if decision.retry_after:
+        headers["Retry-After"] = str(decision.retry_after)
+    entry = {"code": decision.code, "message": decision.message, "detail": decision.detail}
+    return error_response(decision.status, [entry], headers)
+
+
+async def run_check(state: AuthState, request: web.Request,
+                    needed: Scope | None) -> Decision:
+    """bcrypt takes tens of milliseconds: it runs in a thread, not on the event loop."""
+    authorizer = state.authorizer
+    header = request.headers.get("Authorization")
+    realm = token_realm(request, state)
+    remote = request.remote or ""
+    if authorizer.password_cached(header):
+        return authorizer.authorize(header, remote, needed, realm)
+    return await asyncio.get_running_loop().run_in_executor(
+        None, authorizer.authorize, header, remote, needed, realm)
+
+
+async def check(request: web.Request, needed: Scope | None) -> web.Response | None:
+    """None when the request may go on (the caller is kept on it), else the refusal."""
+    state = request.app.get(AUTH)
+    if state is None:
+        return None
+    decision = await run_check(state, request, needed)
+    if not decision.allowed:
+        return refusal(decision)
+    request[PRINCIPAL] = decision.principal
+    return None
+
+
+def required_action(method: str, upload: bool) -> str:
+    """GET/HEAD pull, DELETE delete, the rest push; every upload-session call is a push."""
+    if upload:
+        return "push"
+    if method in ("GET", "HEAD"):
+        return "pull"
+    if method == "DELETE":
+        return "delete"
+    return "push"
+
+
+def may_pull(request: web.Request, repository: str) -> bool:
+    """Whether the caller may read `repository` (a mount source, say)."""
+    state = request.app.get(AUTH)
+    if state is None:
+        return True
+    principal = request.get(PRINCIPAL)
+    if not isinstance(principal, Principal):
+        return False
+    return state.authorizer.may(principal, REPOSITORY, repository, PULL)
+
+
+def pull_filter(request: web.Request) -> Callable[[str], bool] | None:
+    """For the catalog: None (list everything) without auth, else the caller's pull check."""
+    state = request.app.get(AUTH)
+    if state is None:
+        return None
+    principal = request.get(PRINCIPAL)
+    if not isinstance(principal, Principal):
+        return lambda _: False
+    return state.authorizer.may_pull(principal)
