@@ -1,0 +1,1 @@
+"""Webhook notifications: delivering the events the registry records in its outbox."""
