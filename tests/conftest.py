@@ -9,19 +9,24 @@ from typing import Any
 
 import pytest
 
-from tests.server import RunningRegistry, running_registry
+from tests.backends import Services, backend, services
+from tests.server import RunningRegistry, deep_merge, running_registry
+
+__all__ = ["backend", "services"]  # session fixtures: the configurations and their services
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
-    """One Dockyard server (filesystem + SQLite, deletes enabled) shared by the session."""
-    with running_registry(tmp_path_factory.mktemp("registry")) as server:
+def registry(tmp_path_factory: pytest.TempPathFactory, backend: str,
+             services: Services) -> Iterator[RunningRegistry]:
+    """One Dockyard server per backend (deletes enabled) shared by the session."""
+    with running_registry(tmp_path_factory.mktemp("registry"),
+                          services.config_for(backend)) as server:
         yield server
 
 
 @pytest.fixture
 def start_registry(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, backend: str, services: Services,
 ) -> Iterator[Callable[..., RunningRegistry]]:
     """Start a dedicated server with extra config; stopped when the test ends."""
     with ExitStack() as stack:
@@ -29,6 +34,7 @@ def start_registry(
         def start(config: dict[str, Any] | None = None, workers: int = 1,
                   env: dict[str, str] | None = None) -> RunningRegistry:
             workdir: Path = tmp_path_factory.mktemp("registry")
-            return stack.enter_context(running_registry(workdir, config, workers, env))
+            merged = deep_merge(services.config_for(backend), config or {})
+            return stack.enter_context(running_registry(workdir, merged, workers, env))
 
         yield start

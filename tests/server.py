@@ -9,10 +9,11 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import requests
@@ -25,11 +26,24 @@ def require_tool(name: str) -> str:
     """The path of a command the test needs; in CI its absence fails instead of skipping."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed"
-        if IN_CI:
-            pytest.fail(message + " (CI must install it)")
-        pytest.skip(message)
+        unavailable(f"{name} is not installed", "CI must install it")
     return path
+
+
+def unavailable(message: str, ci_remedy: str) -> NoReturn:
+    """Skip the test, or fail it in CI, where everything the suite needs must be there."""
+    if IN_CI:
+        pytest.fail(f"{message} ({ci_remedy})")
+    pytest.skip(message)
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """A network service the test needs; in CI its absence fails instead of skipping."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return
+    except OSError as exc:
+        unavailable(f"{name} is not reachable at {host}:{port} ({exc})", "CI must start it")
 
 
 def free_port() -> int:
@@ -70,6 +84,10 @@ class RunningRegistry:
             "http": {"addr": self.host},
         }
         self.config = deep_merge(base, config)
+        if self.config["http"].get("tls"):
+            self.url = f"https://{self.host}"
+        if "s3" in self.config["storage"]:
+            del self.config["storage"]["filesystem"]  # one driver per registry
         self.config_path = workdir / "config.yml"
         self.config_path.write_text(yaml.safe_dump(self.config))
         self.log_path = workdir / "server.log"
@@ -88,13 +106,26 @@ class RunningRegistry:
             if self.process.poll() is not None:
                 raise RuntimeError(f"dockyard exited early:\n{self.log_text()}")
             try:
-                if requests.get(self.url + "/v2/", timeout=1).status_code == 200:
+                if self._ready():
                     return
             except requests.ConnectionError:
                 pass
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"dockyard did not start:\n{self.log_text()}")
+
+    def _ready(self) -> bool:
+        """/v2/ answers (401 when auth is on); TLS is not verified by this probe only."""
+        if (self.config["http"].get("tls") or {}).get("clientcas"):
+            try:  # client certificates required: the port accepting connections will do
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return True
+            except OSError:
+                return False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            response = requests.get(self.url + "/v2/", timeout=1, verify=False)
+        return response.status_code in (200, 401)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

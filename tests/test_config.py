@@ -180,7 +180,7 @@ def test_unknown_key_in_file_is_named(tmp_path: Path) -> None:
 
 
 def test_unknown_top_level_section_in_file(tmp_path: Path) -> None:
-    assert load_error(write_yaml(tmp_path, {"notifications": {}})) == "notifications: unknown key"
+    assert load_error(write_yaml(tmp_path, {"reporting": {}})) == "reporting: unknown key"
 
 
 def test_wrong_types_are_named(tmp_path: Path) -> None:

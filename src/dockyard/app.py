@@ -2,58 +2,81 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from dockyard import reload
 from dockyard.api.accesslog import JsonAccessLogger, TextAccessLogger
 from dockyard.api.application import make_web_app
 from dockyard.api.urls import UrlBuilder
+from dockyard.app_auth import build_auth, reload_htpasswd
+from dockyard.app_backends import build_blob_store, build_cache, database_engines
+from dockyard.app_events import add_notifications, build_recorder
+from dockyard.app_lifecycle import add_maintenance
+from dockyard.app_observability import Observed
+from dockyard.app_observability import access_logger as observed_access_logger
 from dockyard.config import Config
 from dockyard.logs import configure_logging
 from dockyard.metadata import migrate
-from dockyard.metadata.engine import create_engines
+from dockyard.metadata.cached import CachingMetadataStore
 from dockyard.metadata.store import MetadataStore
 from dockyard.registry.registry import Policy, Registry
-from dockyard.storage.filesystem import FilesystemBlobStore
 
 
 def setup_logging(config: Config) -> None:
     configure_logging(config.log.level, config.log.formatter, config.log.fields)
 
 
-def _metadata(config: Config) -> MetadataStore:
-    engines = create_engines(
-        config.database_url(), pool_size=config.database.pool_size, echo=config.database.echo
-    )
-    return MetadataStore(engines)
+async def migrate_database(config: Config, apply: bool | None = None) -> None:
+    """Run once, before workers start, so they never race on schema changes.
 
-
-async def migrate_database(config: Config) -> None:
-    """Run once, before workers start, so they never race on schema changes."""
-    engines = create_engines(config.database_url())
+    `apply` defaults to `database.automigrate`; without it the schema is only checked, and a
+    schema this Dockyard does not know (or an outdated one) stops the server.
+    """
+    engines = database_engines(config)
     try:
-        await migrate.upgrade(engines.write)
+        if config.database.automigrate if apply is None else apply:
+            await migrate.upgrade(engines.write)
+        else:
+            await migrate.check(engines.write)
     finally:
         await engines.dispose()
 
 
-def build_registry(config: Config) -> Registry:
-    store = FilesystemBlobStore(Path(config.storage.filesystem.rootdirectory).resolve())
+def build_registry(config: Config, observed: Observed | None = None) -> Registry:
+    store = build_blob_store(config)
     policy = Policy(
         delete_enabled=config.storage.delete.enabled,
         manifest_max_bytes=config.limits.manifestmaxbytes,
+        read_only=config.storage.maintenance.readonly.enabled,
+        remove_referrers=config.storage.delete.referrers == "remove",
     )
-    return Registry(store, _metadata(config), policy)
+    engines = database_engines(config)
+    cache = build_cache(config)
+    if observed is not None:
+        cache = observed.wrap_cache(cache)
+    metadata = MetadataStore(engines) if cache is None else CachingMetadataStore(engines, cache)
+    if observed is not None:
+        store, metadata = observed.wrap(engines, store, metadata)
+    return Registry(store, metadata, policy, build_recorder(config, metadata))
 
 
 def build_web_app(config: Config) -> web.Application:
     urls = UrlBuilder(host=config.http.host, relative=config.http.relativeurls)
-    return make_web_app(build_registry(config), urls)
+    observed = Observed(config)
+    registry = build_registry(config, observed)
+    auth = build_auth(config)
+    app = make_web_app(registry, urls, auth)
+    if auth is not None:
+        reload.register(("auth.htpasswd.path",), reload_htpasswd(auth))
+    add_maintenance(app, config, registry)
+    add_notifications(app, config, registry)
+    observed.install(app)
+    return app
 
 
 def access_logger_class(config: Config) -> type[AbstractAccessLogger] | None:
-    if config.log.accesslog.disabled:
-        return None
-    return JsonAccessLogger if config.log.formatter == "json" else TextAccessLogger
+    inner: type[AbstractAccessLogger] | None = None
+    if not config.log.accesslog.disabled:
+        inner = JsonAccessLogger if config.log.formatter == "json" else TextAccessLogger
+    return observed_access_logger(config, inner)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 
-from dockyard.config import ConfigError, load_config
+from dockyard import cli_auth, cli_config, cli_events, cli_lifecycle
+from dockyard.config import Config, ConfigError, load_config
+from dockyard.metadata.migrate import SchemaOutOfDate, UnknownSchema
+from dockyard.unavailable import ServiceUnavailable
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -15,6 +19,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the registry")
     serve.add_argument("--config", help="configuration file (distribution's YAML layout)")
     serve.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date")
+    migrate.add_argument("--config", help="configuration file (distribution's YAML layout)")
+    cli_auth.add_parsers(commands)
+    cli_lifecycle.add_parsers(commands)
+    cli_events.add_parsers(commands)
+    cli_config.add_parsers(commands)
     return parser
 
 
@@ -25,9 +35,33 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dockyard: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
+    try:
+        return _run(args, config)
+    except (UnknownSchema, SchemaOutOfDate, ServiceUnavailable) as exc:
+        print(f"dockyard: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
     if args.command == "serve":
         from dockyard.server import serve
 
         workers = args.workers or config.limits.workers or os.cpu_count() or 1
-        return serve(config, workers)
+        return serve(config, workers, args.config)
+    if args.command == "config":
+        return cli_config.run_check(args, config)
+    if args.command == "migrate":
+        from dockyard.app import migrate_database
+
+        asyncio.run(migrate_database(config, apply=True))
+        print("dockyard: database schema is up to date")
+        return 0
+    if args.command == cli_events.COMMAND:
+        return cli_events.run(args, config)
+    if args.command in cli_lifecycle.COMMANDS:
+        return cli_lifecycle.run(args, config)
+    if args.command == "user":
+        return cli_auth.run_user(args, config)
+    if args.command == "key":
+        return cli_auth.run_key(args, config)
     return 2

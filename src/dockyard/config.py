@@ -32,14 +32,16 @@ from sqlalchemy.exc import ArgumentError
 
 ENV_PREFIX = "REGISTRY_"
 
-RESERVED_SECTIONS: frozenset[str] = frozenset({"auth"})
+RESERVED_SECTIONS: frozenset[str] = frozenset()
 """First segments of REGISTRY_* variables that are never applied.
 
-Other tools own variables in this namespace (podman and buildah read REGISTRY_AUTH_FILE), and
-they are often set in the same shell that starts the registry. Variables whose first segment
-is not a Config section at all are ignored too; this set keeps such names ignored even after
-a section of the same name is added.
+Variables whose first segment is not a Config section at all are ignored too; this set keeps
+such names ignored even after a section of the same name is added.
 """
+
+FOREIGN_VARIABLES: frozenset[str] = frozenset({"REGISTRY_AUTH_FILE"})
+"""Variables other tools own in this namespace (podman and buildah read REGISTRY_AUTH_FILE),
+often set in the same shell that starts the registry: never applied, even under `auth`."""
 
 SUPPORTED_VERSION = "0.1"
 
@@ -189,8 +191,55 @@ class FilesystemConfig(_Section):
     rootdirectory: str = Field(default="./data", min_length=1)
 
 
+MIN_S3_CHUNK_SIZE = 5 * 1024 * 1024
+
+
+class S3Config(_Section):
+    """distribution's `storage.s3` keys; credentials fall back to the AWS chain when unset."""
+
+    bucket: str = Field(min_length=1)
+    region: str = "us-east-1"
+    regionendpoint: str | None = None
+    forcepathstyle: bool = False
+    accesskey: str | None = None
+    secretkey: str | None = None
+    sessiontoken: str | None = None
+    rootdirectory: str = ""
+    chunksize: int = Field(default=10 * 1024 * 1024, ge=MIN_S3_CHUNK_SIZE)
+    multipartcopychunksize: int = Field(default=32 * 1024 * 1024, ge=MIN_S3_CHUNK_SIZE)
+    multipartcopymaxconcurrency: int = Field(default=16, ge=1)
+    multipartcopythresholdsize: int = Field(default=32 * 1024 * 1024, ge=0)
+    storageclass: str = "STANDARD"
+    """NONE sends no storage class (for stores that know none)."""
+    encrypt: bool = False
+    keyid: str | None = None
+    secure: bool = True
+    skipverify: bool = False
+    v4auth: bool = True
+    objectacl: str | None = None
+    useragent: str | None = None
+
+    @model_validator(mode="after")
+    def _pair_of_keys(self) -> S3Config:
+        if (self.accesskey is None) != (self.secretkey is None):
+            raise ValueError("accesskey and secretkey go together (or neither, for the AWS chain)")
+        return self
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """`regionendpoint`, with the scheme `secure` implies when it has none."""
+        if self.regionendpoint is None:
+            return None
+        if "://" in self.regionendpoint:
+            return self.regionendpoint
+        return f"{'https' if self.secure else 'http'}://{self.regionendpoint}"
+
+
 class DeleteConfig(_Section):
     enabled: bool = True
+    referrers: Literal["keep", "remove"] = "keep"
+    """What happens to referrers (signatures, SBOMs) when their subject manifest is deleted:
+    kept as orphans, or deleted with it (and by GC when their subject is gone)."""
 
 
 class UploadPurgingConfig(_Section):
@@ -212,9 +261,28 @@ class ReadOnlyConfig(_Section):
     enabled: bool = False
 
 
+class GCConfig(_Section):
+    """Online garbage collection in the server (Dockyard's; distribution has none)."""
+
+    enabled: bool = True
+    interval: PositiveDuration = "1h"
+    graceperiod: Duration = "1h"
+    """Blobs pushed and manifests pushed more recently than this are never collected."""
+    deleteuntagged: bool = False
+
+    @property
+    def interval_seconds(self) -> float:
+        return parse_duration(self.interval)
+
+    @property
+    def grace_seconds(self) -> float:
+        return parse_duration(self.graceperiod)
+
+
 class MaintenanceConfig(_Section):
     uploadpurging: UploadPurgingConfig = Field(default_factory=UploadPurgingConfig)
     readonly: ReadOnlyConfig = Field(default_factory=ReadOnlyConfig)
+    gc: GCConfig = Field(default_factory=GCConfig)
 
 
 class RedirectConfig(_Section):
@@ -228,6 +296,13 @@ class StorageConfig(_Section):
     cache: dict[str, Any] = Field(default_factory=dict)
     """Accepted so distribution configs load unchanged; Dockyard's metadata lives in its DB."""
     redirect: RedirectConfig = Field(default_factory=RedirectConfig)
+    s3: S3Config | None = None
+
+    @model_validator(mode="after")
+    def _one_driver(self) -> StorageConfig:
+        if self.s3 is not None and "filesystem" in self.model_fields_set:
+            raise ValueError("configure one storage driver: filesystem or s3, not both")
+        return self
 
 
 class PrometheusConfig(_Section):
@@ -240,6 +315,16 @@ class DebugConfig(_Section):
     prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
 
 
+class TlsConfig(_Section):
+    """Serving HTTPS: SIGHUP re-reads certificate and key without dropping connections."""
+
+    certificate: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    clientcas: list[str] = Field(default_factory=list)
+    """CA files; when given, every client must present a certificate they signed (mTLS)."""
+    minimumtls: Literal["tls1.2", "tls1.3"] = "tls1.2"
+
+
 class HttpConfig(_Section):
     addr: HostPort = "127.0.0.1:5000"
     host: BaseURL | None = None
@@ -250,6 +335,7 @@ class HttpConfig(_Section):
     headers: dict[str, list[str]] = Field(default_factory=dict)
     draintimeout: Duration = "10s"
     debug: DebugConfig = Field(default_factory=DebugConfig)
+    tls: TlsConfig | None = None
 
     @property
     def bind_host(self) -> str:
@@ -267,12 +353,283 @@ class HttpConfig(_Section):
 class DatabaseConfig(_Section):
     url: DatabaseURL | None = None
     pool_size: int = Field(default=10, ge=1)
+    max_overflow: int = Field(default=10, ge=0)
+    pool_timeout: PositiveDuration = "10s"
+    """How long a request waits for a pooled connection before it is answered 503."""
+    connect_timeout: PositiveDuration = "5s"
+    statement_timeout: Duration = "30s"
+    """PostgreSQL's statement_timeout for every session; 0 disables it."""
+    pool_recycle: Duration = "30m"
+    sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    """PostgreSQL TLS, as libpq names the modes; unset leaves the URL's own settings."""
+    sslrootcert: str | None = None
+    sslcert: str | None = None
+    sslkey: str | None = None
+    automigrate: bool = True
+    """False: `dockyard serve` only checks the schema; `dockyard migrate` upgrades it."""
     echo: bool = False
+
+
+class RedisPoolConfig(_Section):
+    maxactive: int = Field(default=64, ge=1)
+    """Connections per worker process."""
+    idletimeout: Duration = "300s"
+
+
+class RedisTLSConfig(_Section):
+    enabled: bool = False
+    certificate: str | None = None
+    key: str | None = None
+    clientcas: list[str] = Field(default_factory=list)
+    """CA files that verify the Redis server (distribution's key name)."""
+    insecureskipverify: bool = False
+
+
+class RedisCacheConfig(_Section):
+    ttl: PositiveDuration = "10m"
+    """An upper bound on how long an entry lives; writes invalidate entries at once."""
+
+
+class RedisConfig(_Section):
+    """distribution's `redis` section: a cache for hot lookups and the nodes' meeting place."""
+
+    addr: HostPort
+    username: str | None = None
+    password: str | None = None
+    db: int = Field(default=0, ge=0)
+    dialtimeout: PositiveDuration = "2s"
+    readtimeout: PositiveDuration = "2s"
+    writetimeout: PositiveDuration = "2s"
+    pool: RedisPoolConfig = Field(default_factory=RedisPoolConfig)
+    tls: RedisTLSConfig = Field(default_factory=RedisTLSConfig)
+    cache: RedisCacheConfig = Field(default_factory=RedisCacheConfig)
 
 
 class LimitsConfig(_Section):
     manifestmaxbytes: int = Field(default=4 * 1024 * 1024, gt=0)
     workers: int | None = Field(default=None, ge=1)
+
+
+class HtpasswdConfig(_Section):
+    realm: str = "dockyard"
+    path: str = Field(min_length=1)
+
+
+TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                    "ES256", "ES384", "ES512", "EdDSA")
+
+
+class TokenConfig(_Section):
+    """Bearer tokens (distribution's auth.token). Without rootcertbundle or jwks, the
+    built-in token service issues them and its realm is this server's token path."""
+
+    realm: str | None = None
+    service: str | None = None
+    issuer: str | None = None
+    rootcertbundle: str | None = None
+    jwks: str | None = None
+    signingalgorithms: list[Literal[TOKEN_ALGORITHMS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(TOKEN_ALGORITHMS), min_length=1)
+
+
+class TokenServiceConfig(_Section):
+    enabled: bool | None = None
+    """Default: on when auth.htpasswd is configured."""
+    path: URLPath = "/token"
+    issuer: str = "dockyard"
+    service: str = "dockyard"
+    expiration: PositiveDuration = "5m"
+    refreshexpiration: PositiveDuration = "24h"
+    keydirectory: str | None = None
+    """Default: <rootdirectory>/auth/keys."""
+
+    @property
+    def expiration_seconds(self) -> float:
+        return parse_duration(self.expiration)
+
+    @property
+    def refresh_expiration_seconds(self) -> float:
+        return parse_duration(self.refreshexpiration)
+
+
+class AccessRuleConfig(_Section):
+    repositories: list[str] = Field(min_length=1)
+    """Globs: `*` within a path component, `**` across components."""
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    actions: list[Literal["pull", "push", "delete", "*"]] = Field(default_factory=list)
+    anonymouspull: bool = False
+
+
+class AccessConfig(_Section):
+    admins: list[str] = Field(default_factory=list)
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    rules: list[AccessRuleConfig] = Field(default_factory=list)
+
+
+class RateLimitConfig(_Section):
+    attempts: int = Field(default=5, ge=1)
+    """Failed logins per user within the window before 429."""
+    addressattempts: int = Field(default=30, ge=1)
+    """Failed logins per client address within the window before 429."""
+    window: PositiveDuration = "5m"
+
+    @property
+    def window_seconds(self) -> float:
+        return parse_duration(self.window)
+
+
+class AuthConfig(_Section):
+    htpasswd: HtpasswdConfig | None = None
+    token: TokenConfig | None = None
+    tokenservice: TokenServiceConfig = Field(default_factory=TokenServiceConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
+    ratelimit: RateLimitConfig = Field(default_factory=RateLimitConfig)
+
+    @property
+    def enabled(self) -> bool:
+        return self.htpasswd is not None or self.token is not None
+
+    @property
+    def token_service_enabled(self) -> bool:
+        enabled = self.tokenservice.enabled
+        return self.htpasswd is not None and (enabled is None or enabled)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AuthConfig:
+        if self.tokenservice.enabled and self.htpasswd is None:
+            raise ValueError("tokenservice.enabled needs auth.htpasswd (its users)")
+        token = self.token
+        if token is not None and not self.token_service_enabled and not (
+                token.rootcertbundle or token.jwks):
+            raise ValueError("auth.token needs rootcertbundle or jwks, "
+                             "or auth.htpasswd for the built-in token service")
+        if token is not None and (token.rootcertbundle or token.jwks) and not (
+                token.realm and token.service and token.issuer):
+            raise ValueError("auth.token with an external token service needs realm, "
+                             "service and issuer")
+        return self
+
+
+class StorageDriverHealthConfig(_Section):
+    enabled: bool = False
+    interval: PositiveDuration = "10s"
+    threshold: int = Field(default=1, ge=1)
+    """Consecutive failures before the check reports unhealthy."""
+
+
+class FileHealthConfig(_Section):
+    """Unhealthy while the file exists (a maintenance switch), as in distribution."""
+
+    file: str = Field(min_length=1)
+    interval: PositiveDuration = "10s"
+
+
+class HttpHealthConfig(_Section):
+    uri: str = Field(min_length=1)
+    headers: dict[str, list[str]] = Field(default_factory=dict)
+    statuscode: int = 200
+    timeout: PositiveDuration = "1s"
+    interval: PositiveDuration = "10s"
+    threshold: int = Field(default=1, ge=1)
+
+
+class TcpHealthConfig(_Section):
+    addr: HostPort
+    timeout: PositiveDuration = "1s"
+    interval: PositiveDuration = "10s"
+    threshold: int = Field(default=1, ge=1)
+
+
+class HealthConfig(_Section):
+    """distribution's `health` section: checks reported on the debug address's /debug/health."""
+
+    storagedriver: StorageDriverHealthConfig = Field(default_factory=StorageDriverHealthConfig)
+    file: list[FileHealthConfig] = Field(default_factory=list)
+    http: list[HttpHealthConfig] = Field(default_factory=list)
+    tcp: list[TcpHealthConfig] = Field(default_factory=list)
+
+
+class TracingConfig(_Section):
+    """OpenTelemetry spans over OTLP/HTTP; off unless enabled (needs dockyard[tracing])."""
+
+    enabled: bool = False
+    endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    servicename: str = "dockyard"
+    samplingratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class NotificationIgnoreConfig(_Section):
+    mediatypes: list[str] = Field(default_factory=list)
+    actions: list[Literal["push", "pull", "mount", "delete"]] = Field(default_factory=list)
+
+
+def _check_webhook_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    return value
+
+
+class NotificationEndpointConfig(_Section):
+    """One webhook receiver (distribution's notifications.endpoints[] plus secret, format,
+    maxbackoff and maxage)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    url: Annotated[str, AfterValidator(_check_webhook_url)]
+    disabled: bool = False
+    headers: dict[str, list[str]] = Field(default_factory=dict)
+    timeout: PositiveDuration = "5s"
+    threshold: int = Field(default=10, ge=1)
+    """Consecutive failures after which the endpoint is reported failing (and logged)."""
+    backoff: PositiveDuration = "1s"
+    """First retry delay; it doubles with each failure up to maxbackoff."""
+    maxbackoff: PositiveDuration = "5m"
+    maxage: PositiveDuration = "24h"
+    """Events still undelivered this long after they were recorded go to the dead letters."""
+    secret: str | None = Field(default=None, min_length=1)
+    """Signs each body: X-Dockyard-Signature: sha256=<hex HMAC-SHA256 of the body>."""
+    format: Literal["distribution", "cloudevents"] = "distribution"
+    ignoredmediatypes: list[str] = Field(default_factory=list)
+    ignore: NotificationIgnoreConfig = Field(default_factory=NotificationIgnoreConfig)
+
+    @property
+    def ignored_media_types(self) -> frozenset[str]:
+        return frozenset(self.ignoredmediatypes) | frozenset(self.ignore.mediatypes)
+
+
+class PullEventsConfig(_Section):
+    """A busy cluster pulls far more than it pushes: pull events may be sampled or dropped."""
+
+    disabled: bool = False
+    samplerate: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class NotificationEventsConfig(_Section):
+    includereferences: bool = False
+    pulls: PullEventsConfig = Field(default_factory=PullEventsConfig)
+
+
+class NotificationsConfig(_Section):
+    events: NotificationEventsConfig = Field(default_factory=NotificationEventsConfig)
+    endpoints: list[NotificationEndpointConfig] = Field(default_factory=list)
+    lease: PositiveDuration = "15s"
+    """How long a crashed node's claim on an endpoint keeps others from delivering to it."""
+    retention: Duration = "1h"
+    """Delivered events are kept this long, for `dockyard events replay`."""
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> NotificationsConfig:
+        names = [endpoint.name for endpoint in self.endpoints]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"endpoint names must be unique: {', '.join(repeated)}")
+        return self
+
+    @property
+    def active_endpoints(self) -> list[NotificationEndpointConfig]:
+        return [endpoint for endpoint in self.endpoints if not endpoint.disabled]
 
 
 class Config(_Section):
@@ -282,6 +639,11 @@ class Config(_Section):
     http: HttpConfig = Field(default_factory=HttpConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    redis: RedisConfig | None = None
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -308,6 +670,13 @@ class Config(_Section):
             return self.database.url
         root = Path(self.storage.filesystem.rootdirectory).resolve()
         return f"sqlite+aiosqlite:///{root / DATABASE_FILENAME}"
+
+    def token_key_directory(self) -> Path:
+        """Where the built-in token service keeps its signing keys: with the data by default."""
+        configured = self.auth.tokenservice.keydirectory
+        if configured:
+            return Path(configured).resolve()
+        return Path(self.storage.filesystem.rootdirectory).resolve() / "auth" / "keys"
 
 
 # --- environment overrides --------------------------------------------------------------------
@@ -400,6 +769,8 @@ def _set_path(raw: dict[Any, Any], path: list[str], value: Any) -> None:
 def _env_segments(name: str) -> list[str] | None:
     """The lower-cased key segments of a variable this module owns, else None."""
     if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX:
+        return None
+    if name in FOREIGN_VARIABLES:
         return None
     segments = name[len(ENV_PREFIX) :].lower().split("_")
     if segments[0] in RESERVED_SECTIONS or segments[0] not in Config.model_fields:

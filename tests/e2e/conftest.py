@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.backends import selected_backends
 from tests.e2e.clients import Buildah, Http, Podman, Skopeo, private_containers_conf
 from tests.server import require_tool
 
@@ -29,9 +30,12 @@ class Target:
 
 
 @pytest.fixture(scope="session")
-def target(request: pytest.FixtureRequest) -> Target:
+def target(request: pytest.FixtureRequest, backend: str) -> Target:
+    """Named `backend`, so the clients run against each configuration (see tests/backends)."""
     external = os.environ.get("DOCKYARD_E2E_TARGET", "").strip()
     if external:
+        if backend != selected_backends()[0]:
+            pytest.skip("an external target is tested once")
         return Target(external, f"http://{external}")
     server = request.getfixturevalue("registry")
     return Target(server.host, server.url)
@@ -40,7 +44,7 @@ def target(request: pytest.FixtureRequest) -> Target:
 @pytest.fixture
 def new_repo(request: pytest.FixtureRequest) -> Callable[..., str]:
     """Fresh repository names, so tests never see each other's tags."""
-    prefix = request.node.name.removeprefix("test_").replace("_", "-")[:40]
+    prefix = request.node.originalname.removeprefix("test_").replace("_", "-")[:40]
 
     def make(label: str = "") -> str:
         suffix = f"-{label}" if label else ""

@@ -8,11 +8,14 @@ import time
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from dockyard.api.middleware import REQUEST_ID
+from dockyard.api.middleware import REQUEST_ID, STARTED
 
 
 def _fields(request: web.BaseRequest, response: web.StreamResponse,
             duration: float) -> dict[str, object]:
+    started = request.get(STARTED)
+    if started is not None:
+        duration = time.perf_counter() - started
     return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "request_id": request.get(REQUEST_ID, "-"),

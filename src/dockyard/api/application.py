@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dockyard.api.auth import AUTH, AuthState
 from dockyard.api.keys import REGISTRY, URLS
+from dockyard.api.lifecycle import read_only_middleware
 from dockyard.api.middleware import add_common_headers, registry_middleware
 from dockyard.api.routes import add_routes
+from dockyard.api.token import add_token_routes
 from dockyard.api.urls import UrlBuilder
 from dockyard.registry.registry import Registry
 
@@ -15,10 +18,15 @@ async def healthz(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ok"})
 
 
-def make_web_app(registry: Registry, urls: UrlBuilder) -> web.Application:
-    app = web.Application(middlewares=[registry_middleware])
+def make_web_app(registry: Registry, urls: UrlBuilder,
+                 auth: AuthState | None = None) -> web.Application:
+    app = web.Application(middlewares=[registry_middleware, read_only_middleware])
     app[REGISTRY] = registry
     app[URLS] = urls
+    if auth is not None:
+        app[AUTH] = auth
+        if auth.token_service is not None:
+            add_token_routes(app, auth.token_path)
     app.on_response_prepare.append(add_common_headers)
     app.router.add_get("/healthz", healthz)
     add_routes(app)

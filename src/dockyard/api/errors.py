@@ -64,6 +64,22 @@ def http_error_response(exc: web.HTTPException) -> web.Response:
     return error_response(exc.status, [{"code": code, "message": exc.reason, "detail": None}])
 
 
+RETRY_AFTER_SECONDS = 1
+
+
+def unavailable_response(request: web.Request, exc: Exception) -> web.Response:
+    """A backend is away: 503 with Retry-After, so clients retry rather than give up.
+
+    The spec lists no code for this; UNKNOWN with a plain message is what clients accept.
+    """
+    log.warning("%s %s: backend unavailable: %s", request.method, request.path, exc)
+    return error_response(
+        503,
+        [{"code": "UNKNOWN", "message": "service unavailable, retry later", "detail": None}],
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def internal_error(request: web.Request) -> web.Response:
     """A bug: logged with its traceback, answered without one."""
     log.exception("unhandled error on %s %s", request.method, request.path)

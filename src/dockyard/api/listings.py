@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dockyard.api.auth import pull_filter
 from dockyard.api.jsonbody import json_response
 from dockyard.api.keys import REGISTRY
 from dockyard.api.pagination import last_of, next_link, page_size
@@ -28,7 +29,8 @@ async def list_tags(request: web.Request, name: str, _: str) -> web.StreamRespon
 
 async def catalog(request: web.Request) -> web.StreamResponse:
     limit = page_size(request, CATALOG_DEFAULT_PAGE, MAX_PAGE)
-    page = await request.app[REGISTRY].listings.repositories(limit, last_of(request))
+    page = await request.app[REGISTRY].listings.repositories(
+        limit, last_of(request), pull_filter(request))
     return json_response(
         {"repositories": page.items}, next_link("/v2/_catalog", limit, page.next_last)
     )

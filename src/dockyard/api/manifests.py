@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dockyard.api.events import event_context, pull_context
 from dockyard.api.keys import REGISTRY, URLS
 from dockyard.api.uploads import BODY_CHUNK
 
 
 async def get_manifest(request: web.Request, name: str, reference: str) -> web.StreamResponse:
-    record = await request.app[REGISTRY].manifests.get(name, reference)
+    record = await request.app[REGISTRY].manifests.get(name, reference, pull_context(request))
     headers = {"Content-Type": record.media_type, "Docker-Content-Digest": record.digest}
     if request.method == "HEAD":
         headers["Content-Length"] = str(len(record.content))
@@ -24,6 +25,7 @@ async def put_manifest(request: web.Request, name: str, reference: str) -> web.S
         request.content.iter_chunked(BODY_CHUNK),
         request.headers.get("Content-Type"),
         request.query.getall("tag", []),
+        event_context(request),
     )
     digest = str(pushed.digest)
     headers = {
@@ -36,5 +38,5 @@ async def put_manifest(request: web.Request, name: str, reference: str) -> web.S
 
 
 async def delete_manifest(request: web.Request, name: str, reference: str) -> web.StreamResponse:
-    await request.app[REGISTRY].manifests.delete(name, reference)
+    await request.app[REGISTRY].manifests.delete(name, reference, event_context(request))
     return web.Response(status=202)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from dockyard.api.errors import http_error_response, internal_error, registry_error_response
+from dockyard import logs
+from dockyard.api.errors import (
+    http_error_response,
+    internal_error,
+    registry_error_response,
+    unavailable_response,
+)
 from dockyard.registry.errors import RegistryError, RegistryErrors
+from dockyard.unavailable import ServiceUnavailable
 
 REQUEST_ID = "request_id"
+STARTED = "started"
 REQUEST_ID_HEADER = "X-Request-Id"
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 _MAX_REQUEST_ID = 200
@@ -25,7 +34,10 @@ def _request_id(request: web.Request) -> str:
 
 @web.middleware
 async def registry_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[REQUEST_ID] = _request_id(request)
+    request[STARTED] = time.perf_counter()  # uvloop's loop.time() counts whole milliseconds
+    request[REQUEST_ID] = current = _request_id(request)
+    # aiohttp runs each request in its own task, so this reaches exactly this request's lines.
+    logs.request_id.set(current)
     try:
         return await handler(request)
     except (RegistryError, RegistryErrors) as error:
@@ -34,6 +46,8 @@ async def registry_middleware(request: web.Request, handler: Handler) -> web.Str
         if exc.status < 400:
             raise
         return http_error_response(exc)
+    except ServiceUnavailable as exc:
+        return unavailable_response(request, exc)
     except (ConnectionError, TimeoutError):
         raise
     except Exception:

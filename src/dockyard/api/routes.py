@@ -9,19 +9,27 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from dockyard.api import blobs, listings, manifests, uploads
+from dockyard.api import auth, blobs, lifecycle, listings, manifests, uploads
 from dockyard.api.errors import registry_error_response, unsupported
 from dockyard.api.jsonbody import json_response
+from dockyard.auth.access import CATALOG_SCOPE, repository_scope
 from dockyard.registry.errors import UploadOutOfOrder
 from dockyard.registry.references import check_name
 
 Handler = Callable[[web.Request, str, str], Awaitable[web.StreamResponse]]
+
+ENDPOINT = "endpoint"
+"""request[ENDPOINT]: the endpoint kind ("manifests", "blobs", ...) for metrics and traces."""
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     pattern: re.Pattern[str]
     methods: dict[str, Handler]
+    upload: bool = False
+    """Upload sessions: every method needs the push right."""
+    kind: str = "other"
+    """The endpoint's name in metrics and traces (never the raw path: cardinality)."""
 
 
 def _start_upload(request: web.Request, name: str, _: str) -> Awaitable[web.StreamResponse]:
@@ -29,7 +37,8 @@ def _start_upload(request: web.Request, name: str, _: str) -> Awaitable[web.Stre
 
 
 _ENDPOINTS = (
-    Endpoint(re.compile(r"^(?P<name>.+)/blobs/uploads/?$"), {"POST": _start_upload}),
+    Endpoint(re.compile(r"^(?P<name>.+)/blobs/uploads/?$"), {"POST": _start_upload}, True,
+             kind="uploads"),
     Endpoint(
         re.compile(r"^(?P<name>.+)/blobs/uploads/(?P<arg>[^/]+)$"),
         {
@@ -38,10 +47,13 @@ _ENDPOINTS = (
             "PUT": uploads.finish_upload,
             "DELETE": uploads.cancel_upload,
         },
+        True,
+        kind="uploads",
     ),
     Endpoint(
         re.compile(r"^(?P<name>.+)/blobs/(?P<arg>[^/]+)$"),
         {"GET": blobs.get_blob, "HEAD": blobs.get_blob, "DELETE": blobs.delete_blob},
+        kind="blobs",
     ),
     Endpoint(
         re.compile(r"^(?P<name>.+)/manifests/(?P<arg>[^/]+)$"),
@@ -51,16 +63,23 @@ _ENDPOINTS = (
             "PUT": manifests.put_manifest,
             "DELETE": manifests.delete_manifest,
         },
+        kind="manifests",
     ),
-    Endpoint(re.compile(r"^(?P<name>.+)/tags/list$"), {"GET": listings.list_tags}),
+    Endpoint(re.compile(r"^(?P<name>.+)/tags/list$"), {"GET": listings.list_tags},
+             kind="tags"),
     Endpoint(
-        re.compile(r"^(?P<name>.+)/referrers/(?P<arg>[^/]+)$"), {"GET": listings.list_referrers}
+        re.compile(r"^(?P<name>.+)/referrers/(?P<arg>[^/]+)$"), {"GET": listings.list_referrers},
+        kind="referrers",
     ),
 )
 
 
 async def version_check(request: web.Request) -> web.StreamResponse:
-    """GET /v2/: the registry speaks the V2 API."""
+    """GET /v2/: the registry speaks the V2 API (to authenticated callers, when auth is on)."""
+    request[ENDPOINT] = "base"
+    refused = await auth.check(request, None)
+    if refused is not None:
+        return refused
     return json_response({})
 
 
@@ -69,17 +88,31 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     # The raw path: a percent-encoded slash must not split a name or an id.
     tail = request.rel_url.raw_path[len("/v2/"):]
     if tail == "_catalog":
+        request[ENDPOINT] = "catalog"
         if request.method not in ("GET", "HEAD"):
             return unsupported("method not allowed")
+        refused = await auth.check(request, CATALOG_SCOPE)
+        if refused is not None:
+            return refused
         return await listings.catalog(request)
+    if tail == lifecycle.USAGE_PATH:
+        refused = await auth.check(request, CATALOG_SCOPE)
+        if refused is not None:
+            return refused
+        return await lifecycle.usage(request)
     for endpoint in _ENDPOINTS:
         match = endpoint.pattern.fullmatch(tail)
         if match is None:
             continue
+        request[ENDPOINT] = endpoint.kind
         handler = endpoint.methods.get(request.method)
         if handler is None:
             return unsupported(f"{request.method} is not allowed here")
         name = check_name(match.group("name"))
+        action = auth.required_action(request.method, endpoint.upload)
+        refused = await auth.check(request, repository_scope(name, action))
+        if refused is not None:
+            return refused
         argument = match.groupdict().get("arg") or ""
         try:
             return await handler(request, name, argument)

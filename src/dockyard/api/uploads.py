@@ -6,6 +6,8 @@ import re
 
 from aiohttp import web
 
+from dockyard.api.auth import may_pull
+from dockyard.api.events import event_context
 from dockyard.api.keys import REGISTRY, URLS
 from dockyard.registry.errors import DigestInvalid, UploadOutOfOrder
 from dockyard.registry.references import parse_digest
@@ -69,13 +71,14 @@ async def start_upload(request: web.Request, name: str) -> web.StreamResponse:
     registry = request.app[REGISTRY]
     mount = request.query.get("mount")
     source = request.query.get("from")
-    if mount and source:
+    if mount and source and may_pull(request, source):
         digest = parse_digest(mount)
-        if await registry.blobs.mount(name, digest, source):
+        if await registry.blobs.mount(name, digest, source, event_context(request)):
             return _created(request, name, str(digest))
     if "digest" in request.query:
         digest = parse_digest(_digests(request)[0])
-        stored = await registry.uploads.upload_whole(name, digest, _chunk(request))
+        stored = await registry.uploads.upload_whole(name, digest, _chunk(request),
+                                                     event_context(request))
         return _created(request, name, str(stored))
     state = await registry.uploads.start(name)
     return _session_response(request, state, 202)
@@ -94,7 +97,8 @@ async def patch_upload(request: web.Request, name: str, upload_id: str) -> web.S
 async def finish_upload(request: web.Request, name: str, upload_id: str) -> web.StreamResponse:
     digests = [parse_digest(text) for text in _digests(request)]
     last_chunk = _chunk(request) if _has_body(request) else None
-    stored = await request.app[REGISTRY].uploads.complete(name, upload_id, digests, last_chunk)
+    stored = await request.app[REGISTRY].uploads.complete(name, upload_id, digests, last_chunk,
+                                                          event_context(request))
     return _created(request, name, str(stored))
 
 

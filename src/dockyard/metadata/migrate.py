@@ -6,14 +6,19 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 SCRIPT_LOCATION = "dockyard.metadata:migrations"
+MIGRATION_LOCK = 0x646F636B  # "dock": nodes starting together migrate one at a time
 
 
 class UnknownSchema(RuntimeError):
     """The database was migrated by a newer Dockyard than this one."""
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database needs `dockyard migrate` before this Dockyard can serve it."""
 
 
 def _alembic_config(connection: Connection) -> Config:
@@ -23,16 +28,40 @@ def _alembic_config(connection: Connection) -> Config:
     return config
 
 
-def _upgrade(connection: Connection) -> None:
+def _known_revision(connection: Connection) -> tuple[Config, str | None]:
+    """The database's revision, refusing one this Dockyard has never heard of."""
     config = _alembic_config(connection)
     script = ScriptDirectory.from_config(config)
     current = MigrationContext.configure(connection).get_current_revision()
     known = {rev.revision for rev in script.walk_revisions()}
     if current is not None and current not in known:
         raise UnknownSchema(f"database schema revision {current!r} is newer than this Dockyard")
+    return config, current
+
+
+def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    config, _ = _known_revision(connection)
     command.upgrade(config, "head")
+
+
+def _check(connection: Connection) -> None:
+    config, current = _known_revision(connection)
+    head = ScriptDirectory.from_config(config).get_current_head()
+    if current != head:
+        raise SchemaOutOfDate(
+            f"database schema is at {current or 'nothing'}, this Dockyard needs {head}: "
+            "run `dockyard migrate`"
+        )
 
 
 async def upgrade(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         await connection.run_sync(_upgrade)
+
+
+async def check(engine: AsyncEngine) -> None:
+    """Raise UnknownSchema or SchemaOutOfDate unless the database is at this Dockyard's head."""
+    async with engine.connect() as connection:
+        await connection.run_sync(_check)

@@ -52,3 +52,7 @@ class MissingReferences(Exception):
         super().__init__(f"{len(blobs)} blobs and {len(manifests)} manifests missing")
         self.blobs = blobs
         self.manifests = manifests
+
+
+class UploadGone(LookupError):
+    """The upload session ended (cancelled or purged) before it could complete."""

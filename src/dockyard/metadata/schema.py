@@ -42,7 +42,9 @@ blobs = Table(
     Column("digest", DIGEST, primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False, server_default="live"),
 )
+"""`state` is "live", or "deleting" once GC has unlinked it (see registry/gc.py)."""
 
 repository_blobs = Table(
     "repository_blobs",
@@ -100,3 +102,22 @@ uploads = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+"""One row per cluster-wide job (gc, uploadpurging): who runs it, until when, last finish."""
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+"""Switches every worker and node reads at run time (readonly)."""

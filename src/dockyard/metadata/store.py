@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,11 +11,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.metadata.engine import Engines
+from dockyard.metadata.lifecycle import LifecycleStore
+from dockyard.metadata.outbox import EventRow, append_events
 from dockyard.metadata.records import (
     ManifestRecord,
     ManifestWrite,
     MissingReferences,
     ReferrerRecord,
+    UploadGone,
     UploadRecord,
 )
 from dockyard.metadata.schema import (
@@ -30,6 +33,10 @@ from dockyard.metadata.schema import (
 
 BLOB_REFERENCE = "blob"
 MANIFEST_REFERENCE = "manifest"
+LIVE_BLOB = "live"
+"""blobs.state of a blob whose bytes are stored; GC's protocol is in registry/gc.py."""
+
+PlaceBytes = Callable[[], Awaitable[None]]
 
 
 def _now() -> datetime:
@@ -71,6 +78,14 @@ _LINKED_BLOB_SIZE = (
 class MetadataStore:
     def __init__(self, engines: Engines) -> None:
         self._engines = engines
+
+    @property
+    def engines(self) -> Engines:
+        return self._engines
+
+    def lifecycle(self) -> LifecycleStore:
+        """The GC/maintenance queries on the same engines (a cache, if any, sees their writes)."""
+        return LifecycleStore(self._engines)
 
     async def close(self) -> None:
         await self._engines.dispose()
@@ -125,23 +140,50 @@ class MetadataStore:
             .values(digest=digest, size=size, created_at=now)
             .on_conflict_do_nothing(index_elements=["digest"])
         )
+        # A push or mount restarts the link's GC grace period: the manifest is on its way.
         await connection.execute(
             _upsert_insert(connection, repository_blobs)
             .values(repository_id=repository_id, digest=digest, created_at=now)
-            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+            .on_conflict_do_update(index_elements=["repository_id", "digest"],
+                                   set_={"created_at": now})
         )
 
     async def link_blob(self, repository: str, digest: str, size: int) -> None:
         async with self._engines.write.begin() as connection:
             await self._link_blob(connection, repository, digest, size)
 
-    async def unlink_blob(self, repository: str, digest: str) -> bool:
+    async def mount_blob(self, repository: str, digest: str, source: str,
+                         events: Sequence[EventRow] = ()) -> int | None:
+        """Link a live blob `source` holds; its size, or None. Locks the blob row against GC."""
+        async with self._engines.write.begin() as connection:
+            size = await connection.scalar(
+                select(blobs.c.size)
+                .where(blobs.c.digest == digest, blobs.c.state == LIVE_BLOB)
+                .with_for_update(read=True)
+            )
+            if size is None:
+                return None
+            held = await connection.scalar(
+                select(repository_blobs.c.digest)
+                .where(repository_blobs.c.repository_id == _repository_id(source))
+                .where(repository_blobs.c.digest == digest)
+            )
+            if held is None:
+                return None
+            await self._link_blob(connection, repository, digest, int(size))
+            await append_events(connection, events)
+        return int(size)
+
+    async def unlink_blob(self, repository: str, digest: str,
+                          events: Sequence[EventRow] = ()) -> bool:
         async with self._engines.write.begin() as connection:
             result = await connection.execute(
                 delete(repository_blobs)
                 .where(repository_blobs.c.repository_id == _repository_id(repository))
                 .where(repository_blobs.c.digest == digest)
             )
+            if result.rowcount:
+                await append_events(connection, events)
         return bool(result.rowcount)
 
     # -- uploads ------------------------------------------------------------------------------
@@ -174,11 +216,42 @@ class MetadataStore:
         return bool(result.rowcount)
 
     async def complete_upload(self, upload_id: str, repository: str, digest: str,
-                              size: int) -> None:
-        """End the session and link the blob it produced, together."""
+                              size: int, place_bytes: PlaceBytes | None = None,
+                              events: Sequence[EventRow] = ()) -> None:
+        """End the session and link the blob it produced, together.
+
+        The blob row is locked and live before `place_bytes` runs, so GC cannot delete the
+        bytes that call makes sure are stored (registry/gc.py). UploadGone if the session was
+        cancelled or purged meanwhile.
+        """
         async with self._engines.write.begin() as connection:
-            await connection.execute(delete(uploads).where(uploads.c.id == upload_id))
+            result = await connection.execute(delete(uploads).where(uploads.c.id == upload_id))
+            if not result.rowcount:
+                raise UploadGone(upload_id)
+            await self._claim_blob(connection, digest, size)
+            if place_bytes is not None:
+                await place_bytes()
             await self._link_blob(connection, repository, digest, size)
+            await append_events(connection, events)
+
+    async def _claim_blob(self, connection: AsyncConnection, digest: str, size: int) -> None:
+        """Insert the blob row or take back one GC marked, holding its lock to commit."""
+        while True:
+            await connection.execute(
+                _upsert_insert(connection, blobs)
+                .values(digest=digest, size=size, created_at=_now(), state=LIVE_BLOB)
+                .on_conflict_do_nothing(index_elements=["digest"])
+            )
+            state = await connection.scalar(
+                select(blobs.c.state).where(blobs.c.digest == digest).with_for_update()
+            )
+            if state is None:
+                continue  # PostgreSQL: a GC transaction we waited for deleted the row
+            if state != LIVE_BLOB:
+                await connection.execute(
+                    update(blobs).where(blobs.c.digest == digest).values(state=LIVE_BLOB)
+                )
+            return
 
     # -- manifests ----------------------------------------------------------------------------
 
@@ -198,17 +271,22 @@ class MetadataStore:
         return ManifestRecord(row.digest, row.media_type, bytes(row.content))
 
     async def _missing(self, connection: AsyncConnection, column: Any, scope: Any,
-                       repository_id: int, wanted: Sequence[str]) -> list[str]:
+                       repository_id: int, wanted: Sequence[str], lock: bool = False
+                       ) -> list[str]:
         if not wanted:
             return []
         query = select(column).where(scope == repository_id, column.in_(set(wanted)))
+        if lock:
+            query = query.order_by(column).with_for_update(read=True)
         present = set((await connection.scalars(query)).all())
         return [digest for digest in dict.fromkeys(wanted) if digest not in present]
 
-    async def put_manifest(self, repository: str, write: ManifestWrite) -> None:
+    async def put_manifest(self, repository: str, write: ManifestWrite,
+                           events: Sequence[EventRow] = ()) -> None:
         """Store a manifest, its references and its tags, or nothing (MissingReferences)."""
         async with self._engines.write.begin() as connection:
             repository_id = await self._ensure_repository(connection, repository)
+            await self._share_blob_rows(connection, write.blob_digests)
             missing = MissingReferences(
                 blobs=await self._missing(
                     connection, repository_blobs.c.digest, repository_blobs.c.repository_id,
@@ -216,20 +294,30 @@ class MetadataStore:
                 ),
                 manifests=await self._missing(
                     connection, manifests.c.digest, manifests.c.repository_id,
-                    repository_id, write.child_digests,
+                    repository_id, write.child_digests, lock=True,
                 ),
             )
             if missing.blobs or missing.manifests:
                 raise missing
             manifest_id = await self._insert_manifest(connection, repository_id, write)
             await self._move_tags(connection, repository_id, manifest_id, write.tags)
+            await append_events(connection, events)
+
+    async def _share_blob_rows(self, connection: AsyncConnection,
+                               digests: Sequence[str]) -> None:
+        """FOR SHARE on the blob rows, so GC's unlinking waits for this PUT or precedes it."""
+        if digests:
+            await connection.execute(
+                select(blobs.c.digest).where(blobs.c.digest.in_(sorted(set(digests))))
+                .order_by(blobs.c.digest).with_for_update(read=True)
+            )
 
     async def _insert_manifest(self, connection: AsyncConnection, repository_id: int,
                                write: ManifestWrite) -> int:
         existing = await connection.scalar(
             select(manifests.c.id).where(
                 manifests.c.repository_id == repository_id, manifests.c.digest == write.digest
-            )
+            ).with_for_update(read=True)
         )
         if existing is not None:
             return int(existing)
@@ -268,31 +356,59 @@ class MetadataStore:
                 )
             )
 
-    async def delete_manifest(self, repository: str, digest: str) -> bool:
-        """Remove a manifest with its tags and references."""
+    async def delete_manifest(self, repository: str, digest: str,
+                              remove_referrers: bool = False,
+                              events: Sequence[EventRow] = ()) -> bool:
+        """Remove a manifest with its tags and references; with `remove_referrers`, also the
+        manifests whose subject it is, and theirs, recursively. Children of an index stay."""
         async with self._engines.write.begin() as connection:
-            manifest_id = await connection.scalar(
-                select(manifests.c.id).where(
+            row = (await connection.execute(
+                select(manifests.c.id, manifests.c.repository_id).where(
                     manifests.c.repository_id == _repository_id(repository),
                     manifests.c.digest == digest,
-                )
-            )
-            if manifest_id is None:
+                ).with_for_update()
+            )).first()
+            if row is None:
                 return False
-            await connection.execute(delete(tags).where(tags.c.manifest_id == manifest_id))
-            await connection.execute(
-                delete(manifest_references).where(manifest_references.c.manifest_id == manifest_id)
-            )
-            await connection.execute(delete(manifests).where(manifests.c.id == manifest_id))
+            doomed = [int(row.id)]
+            if remove_referrers:
+                doomed += await self._referrers_of(connection, int(row.repository_id), digest)
+            for manifest_id in doomed:
+                await connection.execute(delete(tags).where(tags.c.manifest_id == manifest_id))
+                await connection.execute(
+                    delete(manifest_references)
+                    .where(manifest_references.c.manifest_id == manifest_id)
+                )
+                await connection.execute(delete(manifests).where(manifests.c.id == manifest_id))
+            await append_events(connection, events)
         return True
 
-    async def delete_tag(self, repository: str, tag: str) -> bool:
+    async def _referrers_of(self, connection: AsyncConnection, repository_id: int,
+                            subject: str) -> list[int]:
+        found: dict[int, str] = {}
+        frontier = [subject]
+        while frontier:
+            rows = (await connection.execute(
+                select(manifests.c.id, manifests.c.digest).where(
+                    manifests.c.repository_id == repository_id,
+                    manifests.c.subject_digest.in_(frontier),
+                ).order_by(manifests.c.digest).with_for_update()
+            )).all()
+            fresh = {int(r.id): r.digest for r in rows if int(r.id) not in found}
+            found.update(fresh)
+            frontier = list(fresh.values())
+        return list(found)
+
+    async def delete_tag(self, repository: str, tag: str,
+                         events: Sequence[EventRow] = ()) -> bool:
         async with self._engines.write.begin() as connection:
             result = await connection.execute(
                 delete(tags).where(
                     tags.c.repository_id == _repository_id(repository), tags.c.name == tag
                 )
             )
+            if result.rowcount:
+                await append_events(connection, events)
         return bool(result.rowcount)
 
     async def list_tags(self, repository: str, last: str | None, limit: int) -> list[str] | None:

@@ -21,6 +21,7 @@ from dockyard.registry.errors import (
     RegistryErrors,
     Unsupported,
 )
+from dockyard.registry.events import EventContext, EventRecorder, Reference
 from dockyard.registry.references import check_tag, parse_manifest_reference
 
 
@@ -48,13 +49,17 @@ def _missing_errors(missing: MissingReferences) -> RegistryErrors:
 
 
 class Manifests:
-    def __init__(self, metadata: MetadataStore, max_bytes: int, delete_enabled: bool) -> None:
+    def __init__(self, metadata: MetadataStore, max_bytes: int, delete_enabled: bool,
+                 remove_referrers: bool = False, events: EventRecorder | None = None) -> None:
         self._metadata = metadata
         self._max_bytes = max_bytes
         self._delete_enabled = delete_enabled
+        self._remove_referrers = remove_referrers
+        self._events = events or EventRecorder(None)
 
     async def put(self, repository: str, reference: str, body: AsyncIterable[bytes],
-                  content_type: str | None, extra_tags: list[str]) -> PushedManifest:
+                  content_type: str | None, extra_tags: list[str],
+                  context: EventContext | None = None) -> PushedManifest:
         target = parse_manifest_reference(reference)
         tags = [check_tag(tag) for tag in extra_tags]
         content = await _read_limited(body, self._max_bytes)
@@ -81,13 +86,22 @@ class Manifests:
             child_digests=tuple(str(d.digest) for d in parsed.children),
             tags=tuple(tags),
         )
+        events = self._events.manifest_pushed(
+            context, repository, write.digest, write.media_type, len(content), write.tags,
+            [Reference(d.media_type, str(d.digest), d.size)
+             for d in (*parsed.blobs, *parsed.children)] if context is not None else [],
+        )
         try:
-            await self._metadata.put_manifest(repository, write)
+            await self._metadata.put_manifest(repository, write, events=events)
         except MissingReferences as missing:
             raise _missing_errors(missing) from None
+        if events:
+            self._events.committed()
         return PushedManifest(digest, parsed.subject.digest if parsed.subject else None)
 
-    async def get(self, repository: str, reference: str) -> ManifestRecord:
+    async def get(self, repository: str, reference: str,
+                  pulled_by: EventContext | None = None) -> ManifestRecord:
+        """`pulled_by`: the caller fetches the content (a GET), which is a pull event."""
         target = parse_manifest_reference(reference)
         if isinstance(target, Digest):
             record = await self._metadata.get_manifest(repository, str(target))
@@ -95,16 +109,28 @@ class Manifests:
             record = await self._metadata.resolve_tag(repository, target)
         if record is None:
             raise ManifestUnknown(detail={"reference": reference})
+        if pulled_by is not None:
+            self._events.manifest_pulled(
+                pulled_by, repository, record.digest, record.media_type, len(record.content),
+                None if isinstance(target, Digest) else target,
+            )
         return record
 
-    async def delete(self, repository: str, reference: str) -> None:
-        """By digest: the manifest and its tags. By tag: only the tag."""
+    async def delete(self, repository: str, reference: str,
+                     context: EventContext | None = None) -> None:
+        """By digest: the manifest and its tags (and its referrers, by policy). By tag: only
+        the tag; the manifest stays, untagged, until GC with delete-untagged collects it."""
         if not self._delete_enabled:
             raise Unsupported("deletion is disabled on this registry")
         target = parse_manifest_reference(reference)
         if isinstance(target, Digest):
-            found = await self._metadata.delete_manifest(repository, str(target))
+            events = self._events.manifest_deleted(context, repository, str(target))
+            found = await self._metadata.delete_manifest(repository, str(target),
+                                                         self._remove_referrers, events=events)
         else:
-            found = await self._metadata.delete_tag(repository, target)
+            events = self._events.tag_deleted(context, repository, target)
+            found = await self._metadata.delete_tag(repository, target, events=events)
         if not found:
             raise ManifestUnknown(detail={"reference": reference})
+        if events:
+            self._events.committed()

@@ -6,8 +6,13 @@ from dataclasses import dataclass
 
 from dockyard.metadata.store import MetadataStore
 from dockyard.registry.blobs import Blobs
+from dockyard.registry.check import IntegrityChecker
+from dockyard.registry.events import EventRecorder
+from dockyard.registry.gc import GarbageCollector
 from dockyard.registry.listing import Listings
 from dockyard.registry.manifests import Manifests
+from dockyard.registry.purge import UploadPurger
+from dockyard.registry.readonly import ReadOnlySwitch
 from dockyard.registry.uploads import Uploads
 from dockyard.storage.base import BlobStore
 
@@ -16,16 +21,27 @@ from dockyard.storage.base import BlobStore
 class Policy:
     delete_enabled: bool = True
     manifest_max_bytes: int = 4 * 1024 * 1024
+    read_only: bool = False
+    remove_referrers: bool = False
+    """Deleting a manifest also deletes its referrers (storage.delete.referrers: remove)."""
 
 
 class Registry:
-    def __init__(self, store: BlobStore, metadata: MetadataStore, policy: Policy) -> None:
+    def __init__(self, store: BlobStore, metadata: MetadataStore, policy: Policy,
+                 events: EventRecorder | None = None) -> None:
         self._store = store
         self._metadata = metadata
-        self.blobs = Blobs(store, metadata, policy.delete_enabled)
-        self.uploads = Uploads(store, metadata)
-        self.manifests = Manifests(metadata, policy.manifest_max_bytes, policy.delete_enabled)
+        self.events = events or EventRecorder(None)
+        self.blobs = Blobs(store, metadata, policy.delete_enabled, self.events)
+        self.uploads = Uploads(store, metadata, self.events)
+        self.manifests = Manifests(metadata, policy.manifest_max_bytes, policy.delete_enabled,
+                                   remove_referrers=policy.remove_referrers, events=self.events)
         self.listings = Listings(metadata)
+        self.lifecycle = metadata.lifecycle()
+        self.readonly = ReadOnlySwitch(self.lifecycle, policy.read_only)
+        self.collector = GarbageCollector(store, self.lifecycle)
+        self.purger = UploadPurger(store, self.lifecycle)
+        self.checker = IntegrityChecker(store, self.lifecycle)
 
     async def close(self) -> None:
         await self._metadata.close()

@@ -12,14 +12,17 @@ from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
+from dockyard.metadata.records import UploadGone
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci.digest import CANONICAL_ALGORITHM, Digest, Hasher, new_hasher
 from dockyard.registry.errors import (
+    BlobUploadInvalid,
     BlobUploadUnknown,
     DigestInvalid,
     SizeInvalid,
     UploadOutOfOrder,
 )
+from dockyard.registry.events import EventContext, EventRecorder
 from dockyard.storage.base import BlobStore, UploadMissing
 
 HASHER_CACHE_SIZE = 1024
@@ -94,10 +97,12 @@ def _is_upload_id(text: str) -> bool:
 
 
 class Uploads:
-    def __init__(self, store: BlobStore, metadata: MetadataStore) -> None:
+    def __init__(self, store: BlobStore, metadata: MetadataStore,
+                 events: EventRecorder | None = None) -> None:
         self._store = store
         self._metadata = metadata
         self._hashes = _RunningHashes()
+        self._events = events or EventRecorder(None)
 
     async def start(self, repository: str) -> UploadState:
         upload_id = str(uuid.uuid4())
@@ -143,7 +148,7 @@ class Uploads:
         return UploadState(upload_id, repository, size)
 
     async def complete(self, repository: str, upload_id: str, digests: list[Digest],
-                       last_chunk: Chunk | None) -> Digest:
+                       last_chunk: Chunk | None, context: EventContext | None = None) -> Digest:
         """Append the final chunk, verify every digest given, then commit and link the blob."""
         state = (
             await self.append(repository, upload_id, last_chunk)
@@ -156,11 +161,31 @@ class Uploads:
             if actual != digest:
                 await self.cancel(repository, upload_id)
                 raise DigestInvalid(detail={"digest": str(digest), "actual": str(actual)})
+        # Usually the bytes go into place before the metadata transaction, so no fsync runs
+        # under its lock. `place_bytes` re-checks them under the blob row's lock, the moment GC
+        # can no longer delete them (registry/gc.py), and writes the staged copy if GC won.
+        renamed = False
         if await self._store.stat(canonical) is None:
             await self._store.commit_upload(upload_id, canonical)
-        else:
-            await self._store.delete_upload(upload_id)
-        await self._metadata.complete_upload(upload_id, repository, str(canonical), state.size)
+            renamed = True
+
+        async def place_bytes() -> None:
+            if await self._store.stat(canonical) is not None:
+                return
+            if renamed:
+                raise BlobUploadInvalid("the blob was garbage collected while it was completed;"
+                                        " push it again", detail={"digest": str(canonical)})
+            await self._store.commit_upload(upload_id, canonical)
+
+        events = self._events.blob_pushed(context, repository, str(canonical), state.size)
+        try:
+            await self._metadata.complete_upload(upload_id, repository, str(canonical),
+                                                 state.size, place_bytes, events=events)
+        except (UploadGone, UploadMissing) as exc:
+            raise BlobUploadUnknown(detail={"uuid": upload_id}) from exc
+        if events:
+            self._events.committed()
+        await self._store.delete_upload(upload_id)
         return canonical
 
     async def _digest_of(self, upload_id: str, algorithm: str, size: int) -> Digest:
@@ -177,11 +202,12 @@ class Uploads:
         await self._store.delete_upload(upload_id)
         self._hashes.take(upload_id, -1)
 
-    async def upload_whole(self, repository: str, digest: Digest, chunk: Chunk) -> Digest:
+    async def upload_whole(self, repository: str, digest: Digest, chunk: Chunk,
+                           context: EventContext | None = None) -> Digest:
         """A monolithic upload in one request (POST with ?digest=)."""
         state = await self.start(repository)
         try:
-            return await self.complete(repository, state.id, [digest], chunk)
+            return await self.complete(repository, state.id, [digest], chunk, context)
         except BaseException:
             await self._metadata.delete_upload(state.id)
             await self._store.delete_upload(state.id)

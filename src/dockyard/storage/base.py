@@ -6,13 +6,24 @@ blob only through `commit_upload`, so nothing half-written is ever visible.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.oci.digest import Digest
 
 ChunkObserver = Callable[[bytes], None]
+DELETE_CONCURRENCY = 16
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    digest: Digest
+    size: int
+    modified: float
+    """Seconds since the epoch: a young file may belong to an upload about to commit."""
 
 
 class UploadMissing(LookupError):
@@ -33,9 +44,42 @@ class BlobStore(ABC):
         """A file the HTTP layer may send without copying through Python, if there is one."""
         return None
 
+    async def redirect_url(self, digest: Digest) -> str | None:
+        """A URL clients may fetch the blob from directly (presigned), if the driver has one."""
+        return None
+
+    def list_blobs(self) -> AsyncIterator[StoredBlob]:
+        """Every stored blob, for `dockyard check` to find bytes no metadata knows.
+
+        Optional: a driver that cannot list raises NotImplementedError and the check skips it.
+        """
+        raise NotImplementedError
+
     @abstractmethod
     async def delete(self, digest: Digest) -> None:
         """Remove a blob's bytes; deleting a missing blob is not an error."""
+
+    def list_uploads(self) -> AsyncIterator[tuple[str, float]]:
+        """(id, last modified) of every staged upload, for purging ones no session owns.
+
+        Optional, like list_blobs.
+        """
+        raise NotImplementedError
+
+    async def delete_many(self, digests: Sequence[Digest]) -> int:
+        """Remove many blobs (GC); returns the bytes that freed. Drivers may batch this.
+
+        By default a few at a time: over a network each delete is mostly waiting.
+        """
+        limit = asyncio.Semaphore(DELETE_CONCURRENCY)
+
+        async def one(digest: Digest) -> int:
+            async with limit:
+                size = await self.stat(digest)
+                await self.delete(digest)
+                return size or 0
+
+        return sum(await asyncio.gather(*(one(digest) for digest in digests)))
 
     @abstractmethod
     async def create_upload(self, upload_id: str) -> None: ...

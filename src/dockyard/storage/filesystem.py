@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from dockyard.oci.digest import Digest
-from dockyard.storage.base import BlobStore, ChunkObserver, UploadMissing
+from dockyard.oci.digest import Digest, InvalidDigest
+from dockyard.storage.base import BlobStore, ChunkObserver, StoredBlob, UploadMissing
 
 READ_CHUNK = 1 << 20
 
@@ -47,9 +47,29 @@ class FilesystemBlobStore(BlobStore):
         async for chunk in _read_file(self._blob_path(digest), offset, length):
             yield chunk
 
+    async def list_blobs(self) -> AsyncIterator[StoredBlob]:
+        for algorithm in sorted(os.listdir(self._blobs)):
+            for prefix in sorted(os.listdir(self._blobs / algorithm)):
+                folder = self._blobs / algorithm / prefix
+                entries = await asyncio.to_thread(_scan, folder)
+                for name, size, modified in entries:
+                    try:
+                        digest = Digest.parse(f"{algorithm}:{name}")
+                    except InvalidDigest:
+                        continue
+                    yield StoredBlob(digest, size, modified)
+
+    async def list_uploads(self) -> AsyncIterator[tuple[str, float]]:
+        for name, _size, modified in await asyncio.to_thread(_scan, self._uploads):
+            yield name, modified
+
     async def delete(self, digest: Digest) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._blob_path(digest))
+        # In a thread: an unlink can take a millisecond, and GC runs beside live requests.
+        await asyncio.to_thread(_unlink_quietly, self._blob_path(digest))
+
+    async def delete_many(self, digests: Sequence[Digest]) -> int:
+        # One thread for the batch: parallel unlinks contend on the journal and are slower.
+        return await asyncio.to_thread(_unlink_all, [self._blob_path(d) for d in digests])
 
     async def create_upload(self, upload_id: str) -> None:
         self._upload_path(upload_id).touch(exist_ok=False)
@@ -92,6 +112,30 @@ class FilesystemBlobStore(BlobStore):
     async def delete_upload(self, upload_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._upload_path(upload_id))
+
+
+def _scan(folder: Path) -> list[tuple[str, int, float]]:
+    found = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                info = entry.stat(follow_symlinks=False)
+                found.append((entry.name, info.st_size, info.st_mtime))
+    return sorted(found)
+
+
+def _unlink_quietly(path: Path) -> int:
+    """Bytes freed by removing the file (0 if it was already gone)."""
+    try:
+        size = os.lstat(path).st_size
+        os.unlink(path)
+    except FileNotFoundError:
+        return 0
+    return size
+
+
+def _unlink_all(paths: list[Path]) -> int:
+    return sum(_unlink_quietly(path) for path in paths)
 
 
 def _write(handle: BinaryIO, chunk: bytes, observe: ChunkObserver | None) -> None:

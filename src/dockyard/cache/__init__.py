@@ -1,0 +1,1 @@
+"""Caching for hot lookups, shared by the nodes of one registry (Redis)."""
