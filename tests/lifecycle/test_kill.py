@@ -42,7 +42,7 @@ def _seed(root: Path, images: list[Manifest]) -> None:
                 rows.append({"digest": f"sha256:{hex_digest}", "size": len(data),
                              "created_at": OLD, "state": "live"})
             engines = kit.registry.lifecycle._engines
-            async with engines.write.begin() as connection:
+            async with engines.begin_write() as connection:
                 await connection.execute(insert(blobs), rows)
                 await connection.execute(update(blobs).values(created_at=OLD))
                 await connection.execute(update(repository_blobs).values(created_at=OLD))

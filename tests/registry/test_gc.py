@@ -279,7 +279,7 @@ def test_grace_period_follows_the_latest_push(tmp_path: Path) -> None:
         try:
             data = random_bytes(100)
             digest = await kit.push_blob("r", data)
-            async with kit.registry.lifecycle._engines.write.begin() as connection:
+            async with kit.registry.lifecycle._engines.begin_write() as connection:
                 old = datetime.now(UTC) - timedelta(days=2)
                 await connection.execute(update(blobs).values(created_at=old))
             await kit.push_blob("r", data)  # pushed again: the link is young again
@@ -303,7 +303,7 @@ def test_mark_waits_for_a_manifest_put_holding_the_blob_row(tmp_path: Path,
         try:
             digest = await kit.push_blob("r", random_bytes(100))
             engines = kit.registry.lifecycle._engines
-            async with engines.write.begin() as connection:
+            async with engines.begin_write() as connection:
                 await connection.execute(
                     select(blobs.c.digest).where(blobs.c.digest == digest)
                     .with_for_update(read=True))

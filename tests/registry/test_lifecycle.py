@@ -25,7 +25,7 @@ __all__ = ["database_url"]
 
 
 async def _age_upload(kit: Kit, upload_id: str, days: float) -> None:
-    async with kit.registry.lifecycle._engines.write.begin() as connection:
+    async with kit.registry.lifecycle._engines.begin_write() as connection:
         when = datetime.now(UTC) - timedelta(days=days)
         await connection.execute(
             update(uploads).where(uploads.c.id == upload_id).values(updated_at=when)

@@ -146,7 +146,7 @@ class LifecycleStore:
                         stale: Callable[[str], bool] | None = None) -> bool:
         """Take the lease if it is free, expired, ours, or held by a process known dead."""
         now = _now()
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             await connection.execute(
                 _insert(connection, leases).values(name=name).on_conflict_do_nothing(
                     index_elements=["name"]
@@ -170,7 +170,7 @@ class LifecycleStore:
         return True
 
     async def renew_lease(self, name: str, holder: str, ttl: float) -> bool:
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             result = await connection.execute(
                 update(leases).where(leases.c.name == name, leases.c.holder == holder)
                 .values(expires_at=_now() + timedelta(seconds=ttl))
@@ -181,7 +181,7 @@ class LifecycleStore:
         values: dict[str, Any] = {"holder": None, "expires_at": None}
         if finished:
             values["finished_at"] = _now()
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             await connection.execute(
                 update(leases).where(leases.c.name == name, leases.c.holder == holder)
                 .values(**values)
@@ -222,7 +222,7 @@ class LifecycleStore:
 
     async def set_setting(self, name: str, value: str) -> None:
         now = _now()
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             statement = _insert(connection, settings).values(name=name, value=value,
                                                              updated_at=now)
             await connection.execute(statement.on_conflict_do_update(
@@ -258,7 +258,7 @@ class LifecycleStore:
         """Step 1: under the blob rows' locks, unlink the still-garbage ones and mark them."""
         if not digests:
             return []
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             rows = (await connection.execute(
                 select(blobs.c.digest, blobs.c.size)
                 .where(blobs.c.digest.in_(sorted(set(digests))), blobs.c.state == LIVE)
@@ -308,7 +308,7 @@ class LifecycleStore:
         """
         if not digests:
             return [], 0
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             rows = (await connection.execute(
                 select(blobs.c.digest, blobs.c.size)
                 .where(blobs.c.digest.in_(sorted(set(digests))), blobs.c.state == DELETING)
@@ -327,7 +327,7 @@ class LifecycleStore:
 
     async def drop_blob(self, digest: str) -> bool:
         """Unlink a blob that cannot be served (missing or corrupt bytes), references or not."""
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             found = await connection.scalar(
                 select(blobs.c.digest).where(blobs.c.digest == digest, blobs.c.state == LIVE)
                 .with_for_update()
@@ -421,7 +421,7 @@ class LifecycleStore:
         """
         if not ids:
             return []
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             rows = {int(row.id): row for row in (await connection.execute(
                 select(manifests.c.id, manifests.c.digest, manifests.c.size)
                 .where(manifests.c.id.in_(list(ids)), manifests.c.repository_id == repository_id,
@@ -591,7 +591,7 @@ class LifecycleStore:
 
     async def delete_stale_upload(self, upload_id: str, cutoff: datetime) -> bool:
         """End the session only if nobody touched it since the cutoff (checked atomically)."""
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             result = await connection.execute(
                 delete(uploads).where(uploads.c.id == upload_id, uploads.c.updated_at < cutoff)
             )

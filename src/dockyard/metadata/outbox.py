@@ -207,7 +207,7 @@ class Outbox:
     async def append(self, rows: Sequence[EventRow]) -> None:
         """Record events that describe no change of their own (pulls), in one transaction."""
         if rows:
-            async with self._engines.write.begin() as connection:
+            async with self._engines.begin_write() as connection:
                 await append_events(connection, rows)
 
     async def head(self) -> int:
@@ -220,7 +220,7 @@ class Outbox:
         """A new endpoint starts at the current head: it gets events recorded from now on."""
         if not names:
             return
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             known = set((await connection.scalars(
                 select(event_endpoints.c.name).where(event_endpoints.c.name.in_(list(names)))
             )).all())
@@ -240,7 +240,7 @@ class Outbox:
     async def take_lease(self, name: str, holder: str, seconds: float) -> EndpointState | None:
         """Take or renew the endpoint's lease; its state when this holder has it, else None."""
         now = _now()
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             result = await connection.execute(
                 update(event_endpoints)
                 .where(event_endpoints.c.name == name)
@@ -256,7 +256,7 @@ class Outbox:
         return _state(row)
 
     async def release_lease(self, name: str, holder: str) -> None:
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             await connection.execute(
                 update(event_endpoints)
                 .where(event_endpoints.c.name == name, event_endpoints.c.lease_holder == holder)
@@ -317,7 +317,7 @@ class Outbox:
         }
         if delivered:
             values["last_success_at"] = _now()
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             result = await connection.execute(
                 update(event_endpoints)
                 .where(self._held(name, holder), event_endpoints.c.last_seq < last_seq)
@@ -328,7 +328,7 @@ class Outbox:
     async def replayed(self, name: str, holder: str, seqs: Sequence[int]) -> bool:
         """Dead letters delivered on replay: gone from the dead-letter list."""
         now = _now()
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             result = await connection.execute(
                 update(event_endpoints).where(self._held(name, holder)).values(
                     failures=0, next_attempt_at=None, last_success_at=now,
@@ -341,7 +341,7 @@ class Outbox:
         return True
 
     async def failed(self, name: str, holder: str, error: str, retry_at: datetime) -> None:
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             await connection.execute(
                 update(event_endpoints).where(self._held(name, holder)).values(
                     failures=event_endpoints.c.failures + 1, last_error=error[:2000],
@@ -358,7 +358,7 @@ class Outbox:
         cutoff go back to plain dead letters.
         """
         now = _now()
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             await connection.execute(
                 update(event_dead_letters)
                 .where(event_dead_letters.c.endpoint == name,
@@ -392,7 +392,7 @@ class Outbox:
 
     async def prune(self, keep_for: Collection[str], older_than: datetime) -> int:
         """Drop events every listed endpoint has passed, older than the retention, not dead."""
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             query = select(func.min(event_endpoints.c.last_seq))
             if keep_for:
                 query = query.where(event_endpoints.c.name.in_(list(keep_for)))
@@ -454,7 +454,7 @@ class Outbox:
 
     async def requeue_dead(self, names: Collection[str]) -> int:
         """Queue every dead letter of these endpoints for delivery again."""
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             result = await connection.execute(
                 update(event_dead_letters)
                 .where(event_dead_letters.c.endpoint.in_(list(names)),
@@ -466,7 +466,7 @@ class Outbox:
 
     async def rewind(self, names: Collection[str]) -> int:
         """Send again every event still retained: cursors go back to the oldest one."""
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             oldest = await connection.scalar(select(func.min(events.c.seq)))
             if oldest is None:
                 return 0

@@ -149,13 +149,13 @@ class MetadataStore:
         )
 
     async def link_blob(self, repository: str, digest: str, size: int) -> None:
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             await self._link_blob(connection, repository, digest, size)
 
     async def mount_blob(self, repository: str, digest: str, source: str,
                          events: Sequence[EventRow] = ()) -> int | None:
         """Link a live blob `source` holds; its size, or None. Locks the blob row against GC."""
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             size = await connection.scalar(
                 select(blobs.c.size)
                 .where(blobs.c.digest == digest, blobs.c.state == LIVE_BLOB)
@@ -176,7 +176,7 @@ class MetadataStore:
 
     async def unlink_blob(self, repository: str, digest: str,
                           events: Sequence[EventRow] = ()) -> bool:
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             result = await connection.execute(
                 delete(repository_blobs)
                 .where(repository_blobs.c.repository_id == _repository_id(repository))
@@ -190,7 +190,7 @@ class MetadataStore:
 
     async def create_upload(self, upload_id: str, repository: str) -> None:
         now = _now()
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             await connection.execute(
                 insert(uploads).values(
                     id=upload_id, repository=repository, created_at=now, updated_at=now
@@ -205,13 +205,13 @@ class MetadataStore:
         return UploadRecord(row.id, row.repository, row.created_at, row.updated_at)
 
     async def touch_upload(self, upload_id: str) -> None:
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             await connection.execute(
                 update(uploads).where(uploads.c.id == upload_id).values(updated_at=_now())
             )
 
     async def delete_upload(self, upload_id: str) -> bool:
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             result = await connection.execute(delete(uploads).where(uploads.c.id == upload_id))
         return bool(result.rowcount)
 
@@ -224,7 +224,7 @@ class MetadataStore:
         bytes that call makes sure are stored (registry/gc.py). UploadGone if the session was
         cancelled or purged meanwhile.
         """
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             result = await connection.execute(delete(uploads).where(uploads.c.id == upload_id))
             if not result.rowcount:
                 raise UploadGone(upload_id)
@@ -284,7 +284,7 @@ class MetadataStore:
     async def put_manifest(self, repository: str, write: ManifestWrite,
                            events: Sequence[EventRow] = ()) -> None:
         """Store a manifest, its references and its tags, or nothing (MissingReferences)."""
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             repository_id = await self._ensure_repository(connection, repository)
             await self._share_blob_rows(connection, write.blob_digests)
             missing = MissingReferences(
@@ -361,7 +361,7 @@ class MetadataStore:
                               events: Sequence[EventRow] = ()) -> bool:
         """Remove a manifest with its tags and references; with `remove_referrers`, also the
         manifests whose subject it is, and theirs, recursively. Children of an index stay."""
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             row = (await connection.execute(
                 select(manifests.c.id, manifests.c.repository_id).where(
                     manifests.c.repository_id == _repository_id(repository),
@@ -401,7 +401,7 @@ class MetadataStore:
 
     async def delete_tag(self, repository: str, tag: str,
                          events: Sequence[EventRow] = ()) -> bool:
-        async with self._engines.write.begin() as connection:
+        async with self._engines.begin_write() as connection:
             result = await connection.execute(
                 delete(tags).where(
                     tags.c.repository_id == _repository_id(repository), tags.c.name == tag
