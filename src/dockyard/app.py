@@ -17,7 +17,6 @@ from dockyard.app_observability import Observed
 from dockyard.app_observability import access_logger as observed_access_logger
 from dockyard.config import Config
 from dockyard.logs import configure_logging
-from dockyard.metadata import migrate
 from dockyard.metadata.cached import CachingMetadataStore
 from dockyard.metadata.store import MetadataStore
 from dockyard.registry.registry import Policy, Registry
@@ -35,6 +34,8 @@ async def migrate_database(config: Config, apply: bool | None = None) -> None:
     """
     engines = database_engines(config)
     try:
+        from dockyard.metadata import migrate  # Alembic: only the process that migrates
+
         if config.database.automigrate if apply is None else apply:
             await migrate.upgrade(engines.write)
         else:

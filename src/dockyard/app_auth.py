@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 
 from dockyard.api.auth import AuthState
+from dockyard.app_backends import redis_options
 from dockyard.auth.authorizer import Authorizer, Mode
 from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.keys import (
@@ -21,7 +22,7 @@ from dockyard.auth.keys import (
     merge_all,
 )
 from dockyard.auth.policy import Policy, Rule
-from dockyard.auth.ratelimit import MemoryFailureLimiter
+from dockyard.auth.ratelimit import FailureLimiter, MemoryFailureLimiter
 from dockyard.auth.service import TokenService
 from dockyard.auth.tokens import TokenIssuer, TokenVerifier
 from dockyard.config import AuthConfig, Config
@@ -38,13 +39,25 @@ def build_policy(auth: AuthConfig) -> Policy:
     return Policy(rules, auth.access.admins, auth.access.groups)
 
 
-def _limiter(auth: AuthConfig) -> MemoryFailureLimiter:
-    limits = auth.ratelimit
+def _limiter(config: Config) -> FailureLimiter:
+    """Shared through Redis when it is configured (one limit for all nodes), else per process."""
+    limits = config.auth.ratelimit
 
     def limit(key: str) -> int:
         return limits.attempts if key.startswith("user:") else limits.addressattempts
 
-    return MemoryFailureLimiter(limits.window_seconds, limit)
+    options = redis_options(config)
+    if options is None:
+        return MemoryFailureLimiter(limits.window_seconds, limit)
+    from redis import Redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from dockyard.auth.redis_limiter import RedisFailureLimiter
+    from dockyard.cache.redis import client_arguments
+
+    client = Redis(retry=Retry(NoBackoff(), retries=1), **client_arguments(options))
+    return RedisFailureLimiter(client, limits.window_seconds, limit)
 
 
 def prepare_auth(config: Config) -> None:
@@ -80,7 +93,7 @@ def build_auth(config: Config) -> AuthState | None:
                 if token is not None or keys is not None else None)
     mode: Mode = "bearer" if token is not None else "basic"
     authorizer = Authorizer(
-        mode, policy, htpasswd, verifier, _limiter(auth),
+        mode, policy, htpasswd, verifier, _limiter(config),
         basic_realm=auth.htpasswd.realm if auth.htpasswd is not None else "dockyard",
         service=service_name,
         bearer_realm=token.realm if token is not None else None,

@@ -6,16 +6,21 @@ Part of the composition root, like `app` and the other `app_*` modules.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dockyard.cache.base import Cache
-from dockyard.cache.redis import RedisCache, RedisOptions
-from dockyard.cache.redis import connect as connect_redis
 from dockyard.config import Config, parse_duration, split_host_port
 from dockyard.metadata.engine import Engines, create_engines
 from dockyard.metadata.postgres import PostgresOptions
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
-from dockyard.storage.s3 import S3BlobStore, S3Options
+
+if TYPE_CHECKING:
+    from dockyard.cache.redis import RedisOptions
+    from dockyard.storage.s3 import S3Options
+
+# The S3 and Redis drivers are imported only when configured: together they weigh tens of
+# MiB in every worker process.
 
 
 def postgres_options(config: Config) -> PostgresOptions:
@@ -46,6 +51,8 @@ def s3_options(config: Config) -> S3Options | None:
     s3 = config.storage.s3
     if s3 is None:
         return None
+    from dockyard.storage.s3 import S3Options
+
     extra = {"ACL": s3.objectacl} if s3.objectacl else {}
     return S3Options(
         bucket=s3.bucket,
@@ -73,6 +80,8 @@ def redis_options(config: Config) -> RedisOptions | None:
     redis = config.redis
     if redis is None:
         return None
+    from dockyard.cache.redis import RedisOptions
+
     host, port = split_host_port(redis.addr)
     return RedisOptions(
         host=host, port=port, db=redis.db, username=redis.username, password=redis.password,
@@ -90,11 +99,16 @@ def build_cache(config: Config) -> Cache | None:
     options = redis_options(config)
     if options is None or config.redis is None:
         return None
+    from dockyard.cache.redis import RedisCache
+    from dockyard.cache.redis import connect as connect_redis
+
     return RedisCache(connect_redis(options), int(parse_duration(config.redis.cache.ttl)))
 
 
 def build_blob_store(config: Config) -> BlobStore:
     options = s3_options(config)
     if options is not None:
+        from dockyard.storage.s3 import S3BlobStore
+
         return S3BlobStore(options)
     return FilesystemBlobStore(Path(config.storage.filesystem.rootdirectory).resolve())

@@ -16,14 +16,11 @@ from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
-from alembic.config import Config as AlembicConfig
-from alembic.script import ScriptDirectory
 
 from dockyard.api.health import add_readiness
 from dockyard.api.observe import metrics_access_logger, tracing_middleware
 from dockyard.cache.base import Cache
 from dockyard.config import Config, parse_duration, split_host_port
-from dockyard.metadata import migrate
 from dockyard.metadata.engine import Engines
 from dockyard.metadata.store import MetadataStore
 from dockyard.observability import metrics
@@ -58,6 +55,12 @@ def metrics_enabled(config: Config) -> bool:
 
 def schema_head() -> str | None:
     """The migration this Dockyard's schema ends at (read once: it parses the scripts)."""
+    # Imported here: Alembic is sizeable and a worker needs it only for this one lookup.
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    from dockyard.metadata import migrate
+
     alembic = AlembicConfig()
     alembic.set_main_option("script_location", migrate.SCRIPT_LOCATION)
     return ScriptDirectory.from_config(alembic).get_current_head()

@@ -30,11 +30,13 @@ def _fields(request: web.BaseRequest, response: web.StreamResponse,
 
 
 class TextAccessLogger(AbstractAccessLogger):
+    """The text formatter already leads each line with the request id, so it is not repeated."""
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         f = _fields(request, response, time)
         self.logger.info(
-            '%s %s "%s %s" %s %s %.3fms "%s"',
-            f["request_id"], f["remote"], f["method"], f["path"], f["status"], f["bytes"],
+            '%s "%s %s" %s %s %.3fms "%s"',
+            f["remote"], f["method"], f["path"], f["status"], f["bytes"],
             f["duration_ms"], f["user_agent"],
         )
 

@@ -12,6 +12,9 @@ from dockyard.registry.references import parse_digest
 from dockyard.registry.registry import Registry
 
 BLOB_CONTENT_TYPE = "application/octet-stream"
+# uvloop has no loop.sendfile, so aiohttp copies files through Python: in large pieces, each
+# read costs one thread hop and each write one syscall.
+FILE_CHUNK = 4 << 20
 
 
 def _headers(info: BlobInfo) -> dict[str, str]:
@@ -31,7 +34,7 @@ async def get_blob(request: web.Request, name: str, digest_text: str) -> web.Str
         headers["Content-Length"] = str(info.size)
         return web.Response(headers=headers)
     if info.local_path is not None:
-        return web.FileResponse(info.local_path, headers=headers)
+        return web.FileResponse(info.local_path, chunk_size=FILE_CHUNK, headers=headers)
     redirect = await registry.blobs.redirect_url(info.digest)
     if redirect is not None:
         # The object store serves the bytes (and any Range) itself, as distribution does.

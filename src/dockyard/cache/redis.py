@@ -56,23 +56,30 @@ class RedisOptions:
     max_connections: int = 64
 
 
-def connect(options: RedisOptions) -> Redis:
-    """A pooled client; connections are made on first use."""
-    arguments: dict[str, Any] = {}
+def client_arguments(options: RedisOptions) -> dict[str, Any]:
+    """Keyword arguments for a redis-py client, asyncio or blocking alike."""
+    arguments: dict[str, Any] = {
+        "host": options.host, "port": options.port, "db": options.db,
+        "username": options.username, "password": options.password,
+        "socket_connect_timeout": options.connect_timeout, "socket_timeout": options.timeout,
+        "max_connections": options.max_connections,
+    }
     if options.tls:
-        arguments = {
+        arguments |= {
             "ssl": True,
             "ssl_ca_certs": options.tls_ca_files[0] if options.tls_ca_files else None,
             "ssl_certfile": options.tls_certificate,
             "ssl_keyfile": options.tls_key,
             "ssl_cert_reqs": "required" if options.tls_verify else "none",
         }
+    return arguments
+
+
+def connect(options: RedisOptions) -> Redis:
+    """A pooled client; connections are made on first use."""
     return Redis(
-        host=options.host, port=options.port, db=options.db, username=options.username,
-        password=options.password, socket_connect_timeout=options.connect_timeout,
-        socket_timeout=options.timeout, max_connections=options.max_connections,
         retry=Retry(NoBackoff(), retries=1),  # a cache must not make a request wait
-        **arguments,
+        **client_arguments(options),
     )
 
 

@@ -72,8 +72,12 @@ def _connect_arguments(options: PostgresOptions) -> dict[str, Any]:
 _UNAVAILABLE = frozenset({
     "ConnectionDoesNotExistError", "CannotConnectNowError", "AdminShutdownError",
     "ConnectionFailureError", "QueryCanceledError", "TooManyConnectionsError",
+    # Two transactions that locked rows in opposite orders (a rare index PUT racing GC): one
+    # is rolled back, and the client is told to retry rather than shown a server error.
+    "DeadlockDetectedError", "SerializationError",
 })
-"""asyncpg's names for a server that is away, going away, or too slow (statement_timeout)."""
+"""asyncpg's names for a server that is away, going away, too slow (statement_timeout), or
+that rolled the transaction back to let another finish; all worth a retry."""
 
 
 def _is_unavailable(context: ExceptionContext) -> bool:
@@ -110,7 +114,7 @@ def postgres_engine(url: str, options: PostgresOptions, echo: bool = False) -> A
     def _lost(context: ExceptionContext) -> None:
         if _is_unavailable(context) and not context.is_pre_ping:
             raise DatabaseUnavailable(
-                f"the database connection failed: {context.original_exception}"
+                f"the database could not complete the request: {context.original_exception}"
             ) from context.original_exception
 
     return engine
