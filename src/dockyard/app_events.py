@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from dockyard import reload
 from dockyard.config import Config, NotificationEndpointConfig, parse_duration
 from dockyard.metadata.outbox import Outbox
 from dockyard.metadata.store import MetadataStore
@@ -75,14 +76,24 @@ def add_notifications(app: web.Application, config: Config, registry: Registry) 
     outbox = registry.events.outbox
     if outbox is None:
         return
-    deliverer = build_deliverer(config, outbox)
-    registry.events.on_commit(deliverer.wake)
+    current = [build_deliverer(config, outbox)]
+    registry.events.on_commit(lambda: current[0].wake())
+
+    async def replace_endpoints(new: Config) -> None:
+        """SIGHUP: deliver to the endpoints the file names now (each keeps its cursor)."""
+        replacement = build_deliverer(new, outbox)
+        await current[0].stop()
+        current[0] = replacement
+        await replacement.start()
+
+    # Turning notifications on where they were off needs a restart: the recorder is off.
+    reload.register(("notifications.endpoints",), replace_endpoints)
 
     async def running(_app: web.Application) -> AsyncIterator[None]:
-        await deliverer.start()
+        await current[0].start()
         await registry.events.start()
         yield
         await registry.events.stop()
-        await deliverer.stop()
+        await current[0].stop()
 
     app.cleanup_ctx.append(running)

@@ -367,3 +367,25 @@ def test_several_workers_deliver_each_event_once_in_order(
         assert [e["target"]["digest"] for e in events] == digests
         raw = [event for d in receiver.deliveries for event in d.document["events"]]
         assert len(raw) == 12, "one worker at a time holds the endpoint: no repeats"
+
+
+def test_sighup_switches_endpoints(start_registry: StartRegistry) -> None:
+    with running_receiver() as first, running_receiver() as second:
+        server = start_registry(notifications(first))
+        client = Client(server.url)
+        name = repo_name()
+        client.push_blob(name, random_bytes(20))
+        first.wait_for(lambda got: len(got) == 1)
+
+        server.config["notifications"]["endpoints"][0]["url"] = second.url
+        server.config_path.write_text(yaml.safe_dump(server.config))
+        done = server.log_text().count("reload: done")
+        assert server.process is not None
+        server.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: server.log_text().count("reload: done") > done,
+                 message="reload to finish")
+
+        digest = client.push_blob(name, random_bytes(30))
+        (event,) = second.wait_for(lambda got: len(got) == 1)
+        assert event["target"]["digest"] == digest
+        assert len(first.events()) == 1
