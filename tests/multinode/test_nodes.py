@@ -23,7 +23,7 @@ from tests.api.client import (
 )
 from tests.backends import POSTGRES_HOST, POSTGRES_PORT, S3_CHUNK_SIZE, Services
 from tests.multinode.conftest import Cluster
-from tests.multinode.proxy import CuttableProxy
+from tests.proxy import CuttableProxy
 
 
 def _path(location: str) -> str:

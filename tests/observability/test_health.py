@@ -10,7 +10,7 @@ import requests
 
 from tests.backends import POSTGRES_HOST, POSTGRES_PORT, Services
 from tests.observability.conftest import ObservedRegistry, json_lines, wait_for
-from tests.observability.proxy import TcpProxy
+from tests.proxy import CuttableProxy
 from tests.server import free_port
 
 
@@ -56,25 +56,24 @@ def test_not_ready_without_storage(serve: Callable[..., ObservedRegistry]) -> No
 
 
 @pytest.fixture
-def database_proxy(services: Services) -> Iterator[tuple[TcpProxy, str]]:
+def database_proxy(services: Services) -> Iterator[tuple[CuttableProxy, str]]:
     """A fresh PostgreSQL database reached through a proxy the test can cut."""
-    proxy = TcpProxy(POSTGRES_HOST, POSTGRES_PORT)
-    proxy.up()
+    proxy = CuttableProxy(POSTGRES_HOST, POSTGRES_PORT)
     url = services.postgres.create(host="127.0.0.1", port=proxy.port)
     try:
         yield proxy, url
     finally:
-        proxy.down()
+        proxy.cut()
 
 
 def test_readiness_follows_the_database(serve: Callable[..., ObservedRegistry],
-                                        database_proxy: tuple[TcpProxy, str]) -> None:
+                                        database_proxy: tuple[CuttableProxy, str]) -> None:
     proxy, url = database_proxy
     server = serve({"database": {"url": url, "connect_timeout": "1s"},
                     "log": {"formatter": "json"}})
     assert _ready(server).status_code == 200
 
-    proxy.down()
+    proxy.cut()
     response = _until(lambda: _ready(server), lambda r: r.status_code == 503,
                       "readyz to fail")
     assert response.json()["checks"]["database"] != "ok"
@@ -86,7 +85,7 @@ def test_readiness_follows_the_database(serve: Callable[..., ObservedRegistry],
     assert failed.status_code in (500, 503)
     assert failed.headers["X-Request-Id"] == "outage-42"
 
-    proxy.up()
+    proxy.restore()
     wait_for(lambda: _ready(server).status_code == 200, timeout=15,
              message="readyz to recover")
     assert requests.get(server.url + "/v2/a/b/manifests/latest",

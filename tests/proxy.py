@@ -1,6 +1,7 @@
-"""A TCP proxy the tests can cut: a database that vanishes without stopping the real one.
+"""A TCP proxy the tests can cut: a database or object store that vanishes without stopping
+the real one.
 
-Other suites share the machine's PostgreSQL, so the outage is made here, between one node and
+Other suites share the machine's PostgreSQL, so an outage is made here, between a node and
 the server, by closing the listener and every connection through it.
 """
 
