@@ -12,7 +12,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import insert, update
 
 from dockyard.metadata.schema import blobs, manifests, repository_blobs
@@ -70,9 +69,8 @@ def _verify(client: Client, images: list[Manifest]) -> None:
             assert client.get(f"/v2/keep/app/blobs/{digest_of(blob)}").content == blob
 
 
-def test_kill_9_during_gc_loses_nothing_and_gc_resumes(tmp_path: Path, backend: str) -> None:
-    if backend != "fs":
-        pytest.skip("seeds the filesystem and SQLite directly")
+def test_kill_9_during_gc_loses_nothing_and_gc_resumes(tmp_path: Path) -> None:
+    """Filesystem + SQLite only: the test seeds both directly, below the API."""
     server = RunningRegistry(tmp_path, {"storage": {"maintenance": {"gc": {
         "interval": "1h", "graceperiod": "1h"}}}})
     images = [image_manifest([random_bytes(1000 + i), random_bytes(2000)]) for i in range(5)]
