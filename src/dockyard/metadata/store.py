@@ -107,11 +107,14 @@ class MetadataStore:
     # -- repositories -------------------------------------------------------------------------
 
     async def _ensure_repository(self, connection: AsyncConnection, name: str) -> int:
-        statement = _upsert_insert(connection, repositories).values(name=name, created_at=_now())
-        await connection.execute(statement.on_conflict_do_nothing(index_elements=["name"]))
-        found = await connection.scalar(
-            select(repositories.c.id).where(repositories.c.name == name)
-        )
+        """The repository's id, creating the row on first use (one statement once it exists)."""
+        lookup = select(repositories.c.id).where(repositories.c.name == name)
+        found = await connection.scalar(lookup)
+        if found is None:
+            statement = _upsert_insert(connection, repositories).values(
+                name=name, created_at=_now())
+            await connection.execute(statement.on_conflict_do_nothing(index_elements=["name"]))
+            found = await connection.scalar(lookup)
         assert found is not None
         return int(found)
 
@@ -305,8 +308,12 @@ class MetadataStore:
 
     async def _share_blob_rows(self, connection: AsyncConnection,
                                digests: Sequence[str]) -> None:
-        """FOR SHARE on the blob rows, so GC's unlinking waits for this PUT or precedes it."""
-        if digests:
+        """FOR SHARE on the blob rows, so GC's unlinking waits for this PUT or precedes it.
+
+        SQLite has no row locks (the statement would be a plain SELECT): there, writers run
+        one at a time, which gives the same order.
+        """
+        if digests and connection.dialect.name != "sqlite":
             await connection.execute(
                 select(blobs.c.digest).where(blobs.c.digest.in_(sorted(set(digests))))
                 .order_by(blobs.c.digest).with_for_update(read=True)
