@@ -293,18 +293,25 @@ class Outbox:
 
     async def replays(self, name: str, limit: int) -> list[tuple[StoredEvent, datetime]]:
         """Dead letters queued for another try, oldest first, with when they were queued."""
+        rows = await self._dead_letter_rows(name, limit, queued=True)
+        return [(_stored(row), _aware(row.replay_at) or _now()) for row in rows]
+
+    async def _dead_letter_rows(self, name: str, limit: int, queued: bool) -> Sequence[Any]:
+        """Dead letters of an endpoint with their events, oldest first: those queued for
+        replay (`queued`) or those still waiting for an operator."""
+        replay_at = event_dead_letters.c.replay_at
         query = (
-            select(events, event_dead_letters.c.replay_at)
+            select(events, event_dead_letters.c.failed_at, event_dead_letters.c.last_error,
+                   replay_at)
             .select_from(events.join(event_dead_letters,
                                      event_dead_letters.c.seq == events.c.seq))
             .where(event_dead_letters.c.endpoint == name,
-                   event_dead_letters.c.replay_at.is_not(None))
+                   replay_at.is_not(None) if queued else replay_at.is_(None))
             .order_by(events.c.seq)
             .limit(limit)
         )
         async with self._engines.read.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        return [(_stored(row), _aware(row.replay_at) or _now()) for row in rows]
+            return (await connection.execute(query)).all()
 
     def _held(self, name: str, holder: str) -> Any:
         return and_(event_endpoints.c.name == name, event_endpoints.c.lease_holder == holder)
@@ -439,17 +446,7 @@ class Outbox:
 
     async def dead_letters(self, name: str, limit: int = 1000
                            ) -> list[tuple[StoredEvent, datetime, str | None]]:
-        query = (
-            select(events, event_dead_letters.c.failed_at, event_dead_letters.c.last_error)
-            .select_from(events.join(event_dead_letters,
-                                     event_dead_letters.c.seq == events.c.seq))
-            .where(event_dead_letters.c.endpoint == name,
-                   event_dead_letters.c.replay_at.is_(None))
-            .order_by(events.c.seq)
-            .limit(limit)
-        )
-        async with self._engines.read.connect() as connection:
-            rows = (await connection.execute(query)).all()
+        rows = await self._dead_letter_rows(name, limit, queued=False)
         return [(_stored(row), _aware(row.failed_at) or _now(), row.last_error) for row in rows]
 
     async def requeue_dead(self, names: Collection[str]) -> int:
