@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from dockyard.metadata.memo import ReadMemo
 from dockyard.metadata.postgres import PostgresOptions, postgres_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -111,6 +112,8 @@ class Engines:
     write_gate: WriterGate | None = None
     inline_write: Engine | None = None
     """SQLite only: the blocking engine write transactions run on, behind the gate."""
+    read_memo: ReadMemo | None = None
+    """SQLite only: hot read answers, kept until the database changes."""
 
     @contextlib.asynccontextmanager
     async def begin_write(self) -> AsyncIterator[AsyncConnection]:
@@ -133,6 +136,8 @@ class Engines:
             self.inline_write.dispose()
         if self.write_gate is not None:
             self.write_gate.close()
+        if self.read_memo is not None:
+            self.read_memo.close()
 
 
 def _configure_sqlite(engine: Engine, begin: str | None,
@@ -191,6 +196,7 @@ def create_engines(url: str, pool_size: int = 10, echo: bool = False,
             inline_read=_sqlite_inline_engine(url, echo),
             write_gate=gate,
             inline_write=_sqlite_inline_engine(url, echo, "BEGIN IMMEDIATE") if gate else None,
+            read_memo=ReadMemo(str(parsed.database)) if gate else None,
         )
     engine = postgres_engine(url, postgres or PostgresOptions(pool_size=pool_size), echo)
     return Engines(read=engine, write=engine)

@@ -6,8 +6,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Row, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.metadata.engine import Engines
@@ -30,6 +29,7 @@ from dockyard.metadata.schema import (
     tags,
     uploads,
 )
+from dockyard.metadata.upsert import Upsert
 
 BLOB_REFERENCE = "blob"
 MANIFEST_REFERENCE = "manifest"
@@ -41,13 +41,6 @@ PlaceBytes = Callable[[], Awaitable[None]]
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _upsert_insert(connection: AsyncConnection, table: Table) -> Any:
-    """An INSERT that can take ON CONFLICT clauses on either engine."""
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 def _repository_id(name: Any) -> Any:
@@ -73,6 +66,49 @@ _LINKED_BLOB_SIZE = (
         repository_blobs.c.digest == bindparam("digest"),
     )
 )
+
+# The statements of a push, built once as well: building one cost more than running it.
+_REPOSITORY_BY_NAME = select(repositories.c.id).where(repositories.c.name == bindparam("name"))
+_ADD_REPOSITORY = Upsert(repositories, ["name"])
+_ADD_BLOB = Upsert(blobs, ["digest"])
+# A push or mount restarts the link's GC grace period: the manifest is on its way.
+_LINK_BLOB = Upsert(repository_blobs, ["repository_id", "digest"], ["created_at"])
+_MOVE_TAG = Upsert(tags, ["repository_id", "name"], ["manifest_id", "updated_at"])
+_BLOB_STATE = select(blobs.c.state).where(blobs.c.digest == bindparam("digest")).with_for_update()
+_REVIVE_BLOB = update(blobs).where(blobs.c.digest == bindparam("b_digest")).values(state=LIVE_BLOB)
+_SHARE_BLOBS = (
+    select(blobs.c.digest).where(blobs.c.digest.in_(bindparam("digests", expanding=True)))
+    .order_by(blobs.c.digest).with_for_update(read=True)
+)
+_LINKED_DIGESTS = select(repository_blobs.c.digest).where(
+    repository_blobs.c.repository_id == bindparam("repository_id"),
+    repository_blobs.c.digest.in_(bindparam("digests", expanding=True)),
+)
+_STORED_CHILDREN = (
+    select(manifests.c.digest).where(
+        manifests.c.repository_id == bindparam("repository_id"),
+        manifests.c.digest.in_(bindparam("digests", expanding=True)),
+    ).order_by(manifests.c.digest).with_for_update(read=True)
+)
+_MANIFEST_ID = select(manifests.c.id).where(
+    manifests.c.repository_id == bindparam("repository_id"),
+    manifests.c.digest == bindparam("digest"),
+).with_for_update(read=True)
+_INSERT_MANIFEST = insert(manifests).returning(manifests.c.id)
+_INSERT_REFERENCES = insert(manifest_references)
+_INSERT_UPLOAD = insert(uploads)
+_DELETE_UPLOAD = delete(uploads).where(uploads.c.id == bindparam("upload_id"))
+_UPLOAD_BY_ID = select(uploads).where(uploads.c.id == bindparam("upload_id"))
+_TAG_PAGE = (
+    select(tags.c.name)
+    .where(tags.c.repository_id == bindparam("repository_id"))
+    .order_by(tags.c.name).limit(bindparam("limit"))
+)
+_TAG_PAGE_AFTER = _TAG_PAGE.where(tags.c.name > bindparam("last"))
+_REPOSITORY_PAGE = (
+    select(repositories.c.name).order_by(repositories.c.name).limit(bindparam("limit"))
+)
+_REPOSITORY_PAGE_AFTER = _REPOSITORY_PAGE.where(repositories.c.name > bindparam("last"))
 
 
 class MetadataStore:
@@ -100,6 +136,18 @@ class MetadataStore:
         async with self._engines.read.connect() as connection:
             return (await connection.execute(query, params)).all()
 
+    async def _hot_rows(self, query: Any, params: dict[str, Any]) -> Sequence[Row[Any]]:
+        """A read of a prebuilt module-level query, answered from the memo where it can be."""
+        memo = self._engines.read_memo
+        if memo is None:
+            return await self._rows(query, params)
+        key = (id(query), *params.items())
+        rows, version = memo.lookup(key)
+        if rows is None:
+            rows = await self._rows(query, params)
+            memo.store(key, version, rows)
+        return rows
+
     async def _scalar(self, query: Any, params: dict[str, Any] | None = None) -> Any:
         rows = await self._rows(query, params)
         return rows[0][0] if rows else None
@@ -108,48 +156,37 @@ class MetadataStore:
 
     async def _ensure_repository(self, connection: AsyncConnection, name: str) -> int:
         """The repository's id, creating the row on first use (one statement once it exists)."""
-        lookup = select(repositories.c.id).where(repositories.c.name == name)
-        found = await connection.scalar(lookup)
+        found = await connection.scalar(_REPOSITORY_BY_NAME, {"name": name})
         if found is None:
-            statement = _upsert_insert(connection, repositories).values(
-                name=name, created_at=_now())
-            await connection.execute(statement.on_conflict_do_nothing(index_elements=["name"]))
-            found = await connection.scalar(lookup)
+            await connection.execute(_ADD_REPOSITORY.on(connection),
+                                     {"name": name, "created_at": _now()})
+            found = await connection.scalar(_REPOSITORY_BY_NAME, {"name": name})
         assert found is not None
         return int(found)
 
     async def repository_exists(self, name: str) -> bool:
-        found = await self._scalar(select(repositories.c.id).where(repositories.c.name == name))
-        return found is not None
+        return await self._scalar(_REPOSITORY_BY_NAME, {"name": name}) is not None
 
     async def list_repositories(self, last: str | None, limit: int) -> list[str]:
-        query = select(repositories.c.name).order_by(repositories.c.name).limit(limit)
-        if last is not None:
-            query = query.where(repositories.c.name > last)
-        return [row[0] for row in await self._rows(query)]
+        query = _REPOSITORY_PAGE if last is None else _REPOSITORY_PAGE_AFTER
+        return [row[0] for row in await self._hot_rows(query, {"limit": limit, "last": last})]
 
     # -- blobs --------------------------------------------------------------------------------
 
     async def linked_blob_size(self, repository: str, digest: str) -> int | None:
-        size = await self._scalar(_LINKED_BLOB_SIZE, {"repository": repository, "digest": digest})
+        rows = await self._hot_rows(_LINKED_BLOB_SIZE, {"repository": repository, "digest": digest})
+        size = rows[0][0] if rows else None
         return None if size is None else int(size)
 
     async def _link_blob(self, connection: AsyncConnection, repository: str, digest: str,
                          size: int) -> None:
         repository_id = await self._ensure_repository(connection, repository)
         now = _now()
-        await connection.execute(
-            _upsert_insert(connection, blobs)
-            .values(digest=digest, size=size, created_at=now)
-            .on_conflict_do_nothing(index_elements=["digest"])
-        )
-        # A push or mount restarts the link's GC grace period: the manifest is on its way.
-        await connection.execute(
-            _upsert_insert(connection, repository_blobs)
-            .values(repository_id=repository_id, digest=digest, created_at=now)
-            .on_conflict_do_update(index_elements=["repository_id", "digest"],
-                                   set_={"created_at": now})
-        )
+        await connection.execute(_ADD_BLOB.on(connection),
+                                 {"digest": digest, "size": size, "created_at": now})
+        await connection.execute(_LINK_BLOB.on(connection),
+                                 {"repository_id": repository_id, "digest": digest,
+                                  "created_at": now})
 
     async def link_blob(self, repository: str, digest: str, size: int) -> None:
         async with self._engines.begin_write() as connection:
@@ -194,14 +231,12 @@ class MetadataStore:
     async def create_upload(self, upload_id: str, repository: str) -> None:
         now = _now()
         async with self._engines.begin_write() as connection:
-            await connection.execute(
-                insert(uploads).values(
-                    id=upload_id, repository=repository, created_at=now, updated_at=now
-                )
-            )
+            await connection.execute(_INSERT_UPLOAD, {
+                "id": upload_id, "repository": repository, "created_at": now, "updated_at": now,
+            })
 
     async def get_upload(self, upload_id: str) -> UploadRecord | None:
-        rows = await self._rows(select(uploads).where(uploads.c.id == upload_id))
+        rows = await self._rows(_UPLOAD_BY_ID, {"upload_id": upload_id})
         if not rows:
             return None
         row = rows[0]
@@ -215,7 +250,7 @@ class MetadataStore:
 
     async def delete_upload(self, upload_id: str) -> bool:
         async with self._engines.begin_write() as connection:
-            result = await connection.execute(delete(uploads).where(uploads.c.id == upload_id))
+            result = await connection.execute(_DELETE_UPLOAD, {"upload_id": upload_id})
         return bool(result.rowcount)
 
     async def complete_upload(self, upload_id: str, repository: str, digest: str,
@@ -228,7 +263,7 @@ class MetadataStore:
         cancelled or purged meanwhile.
         """
         async with self._engines.begin_write() as connection:
-            result = await connection.execute(delete(uploads).where(uploads.c.id == upload_id))
+            result = await connection.execute(_DELETE_UPLOAD, {"upload_id": upload_id})
             if not result.rowcount:
                 raise UploadGone(upload_id)
             await self._claim_blob(connection, digest, size)
@@ -240,20 +275,14 @@ class MetadataStore:
     async def _claim_blob(self, connection: AsyncConnection, digest: str, size: int) -> None:
         """Insert the blob row or take back one GC marked, holding its lock to commit."""
         while True:
-            await connection.execute(
-                _upsert_insert(connection, blobs)
-                .values(digest=digest, size=size, created_at=_now(), state=LIVE_BLOB)
-                .on_conflict_do_nothing(index_elements=["digest"])
-            )
-            state = await connection.scalar(
-                select(blobs.c.state).where(blobs.c.digest == digest).with_for_update()
-            )
+            await connection.execute(_ADD_BLOB.on(connection), {
+                "digest": digest, "size": size, "created_at": _now(), "state": LIVE_BLOB,
+            })
+            state = await connection.scalar(_BLOB_STATE, {"digest": digest})
             if state is None:
                 continue  # PostgreSQL: a GC transaction we waited for deleted the row
             if state != LIVE_BLOB:
-                await connection.execute(
-                    update(blobs).where(blobs.c.digest == digest).values(state=LIVE_BLOB)
-                )
+                await connection.execute(_REVIVE_BLOB, {"b_digest": digest})
             return
 
     # -- manifests ----------------------------------------------------------------------------
@@ -267,21 +296,19 @@ class MetadataStore:
         return await self._fetch_manifest(_MANIFEST_BY_TAG, {"repository": repository, "tag": tag})
 
     async def _fetch_manifest(self, query: Any, params: dict[str, Any]) -> ManifestRecord | None:
-        rows = await self._rows(query, params)
+        rows = await self._hot_rows(query, params)
         if not rows:
             return None
         row = rows[0]
         return ManifestRecord(row.digest, row.media_type, bytes(row.content))
 
-    async def _missing(self, connection: AsyncConnection, column: Any, scope: Any,
-                       repository_id: int, wanted: Sequence[str], lock: bool = False
-                       ) -> list[str]:
+    async def _missing(self, connection: AsyncConnection, present_query: Any,
+                       repository_id: int, wanted: Sequence[str]) -> list[str]:
         if not wanted:
             return []
-        query = select(column).where(scope == repository_id, column.in_(set(wanted)))
-        if lock:
-            query = query.order_by(column).with_for_update(read=True)
-        present = set((await connection.scalars(query)).all())
+        found = await connection.scalars(
+            present_query, {"repository_id": repository_id, "digests": sorted(set(wanted))})
+        present = set(found.all())
         return [digest for digest in dict.fromkeys(wanted) if digest not in present]
 
     async def put_manifest(self, repository: str, write: ManifestWrite,
@@ -292,13 +319,9 @@ class MetadataStore:
             await self._share_blob_rows(connection, write.blob_digests)
             missing = MissingReferences(
                 blobs=await self._missing(
-                    connection, repository_blobs.c.digest, repository_blobs.c.repository_id,
-                    repository_id, write.blob_digests,
-                ),
+                    connection, _LINKED_DIGESTS, repository_id, write.blob_digests),
                 manifests=await self._missing(
-                    connection, manifests.c.digest, manifests.c.repository_id,
-                    repository_id, write.child_digests, lock=True,
-                ),
+                    connection, _STORED_CHILDREN, repository_id, write.child_digests),
             )
             if missing.blobs or missing.manifests:
                 raise missing
@@ -314,54 +337,38 @@ class MetadataStore:
         one at a time, which gives the same order.
         """
         if digests and connection.dialect.name != "sqlite":
-            await connection.execute(
-                select(blobs.c.digest).where(blobs.c.digest.in_(sorted(set(digests))))
-                .order_by(blobs.c.digest).with_for_update(read=True)
-            )
+            await connection.execute(_SHARE_BLOBS, {"digests": sorted(set(digests))})
 
     async def _insert_manifest(self, connection: AsyncConnection, repository_id: int,
                                write: ManifestWrite) -> int:
         existing = await connection.scalar(
-            select(manifests.c.id).where(
-                manifests.c.repository_id == repository_id, manifests.c.digest == write.digest
-            ).with_for_update(read=True)
-        )
+            _MANIFEST_ID, {"repository_id": repository_id, "digest": write.digest})
         if existing is not None:
             return int(existing)
-        result = await connection.execute(
-            insert(manifests)
-            .values(
-                repository_id=repository_id,
-                digest=write.digest,
-                media_type=write.media_type,
-                artifact_type=write.artifact_type,
-                size=len(write.content),
-                content=write.content,
-                subject_digest=write.subject_digest,
-                annotations=write.annotations,
-                created_at=_now(),
-            )
-            .returning(manifests.c.id)
-        )
+        result = await connection.execute(_INSERT_MANIFEST, {
+            "repository_id": repository_id,
+            "digest": write.digest,
+            "media_type": write.media_type,
+            "artifact_type": write.artifact_type,
+            "size": len(write.content),
+            "content": write.content,
+            "subject_digest": write.subject_digest,
+            "annotations": write.annotations,
+            "created_at": _now(),
+        })
         manifest_id = int(result.scalar_one())
         references = _reference_rows(manifest_id, write)
         if references:
-            await connection.execute(insert(manifest_references), references)
+            await connection.execute(_INSERT_REFERENCES, references)
         return manifest_id
 
     async def _move_tags(self, connection: AsyncConnection, repository_id: int,
                          manifest_id: int, names: Iterable[str]) -> None:
         for name in dict.fromkeys(names):
-            statement = _upsert_insert(connection, tags).values(
-                repository_id=repository_id, name=name, manifest_id=manifest_id,
-                updated_at=_now(),
-            )
-            await connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["repository_id", "name"],
-                    set_={"manifest_id": manifest_id, "updated_at": statement.excluded.updated_at},
-                )
-            )
+            await connection.execute(_MOVE_TAG.on(connection), {
+                "repository_id": repository_id, "name": name, "manifest_id": manifest_id,
+                "updated_at": _now(),
+            })
 
     async def delete_manifest(self, repository: str, digest: str,
                               remove_referrers: bool = False,
@@ -420,20 +427,12 @@ class MetadataStore:
 
     async def list_tags(self, repository: str, last: str | None, limit: int) -> list[str] | None:
         """Tag names after `last`, sorted; None when the repository does not exist."""
-        repository_id = await self._scalar(
-            select(repositories.c.id).where(repositories.c.name == repository)
-        )
-        if repository_id is None:
+        found = await self._hot_rows(_REPOSITORY_BY_NAME, {"name": repository})
+        if not found:
             return None
-        query = (
-            select(tags.c.name)
-            .where(tags.c.repository_id == repository_id)
-            .order_by(tags.c.name)
-            .limit(limit)
-        )
-        if last is not None:
-            query = query.where(tags.c.name > last)
-        return [row[0] for row in await self._rows(query)]
+        params = {"repository_id": found[0][0], "limit": limit, "last": last}
+        rows = await self._hot_rows(_TAG_PAGE if last is None else _TAG_PAGE_AFTER, params)
+        return [row[0] for row in rows]
 
     async def list_referrers(self, repository: str, subject: str, artifact_type: str | None,
                              last: str | None, limit: int) -> list[ReferrerRecord]:

@@ -1,0 +1,48 @@
+"""INSERT ... ON CONFLICT statements, built once per dialect.
+
+Each engine spells the clause with its own insert construct, so the statement cannot be a
+module constant like the other prebuilt queries; building it per call cost more than
+running it (the `excluded` namespace alone is rebuilt column by column). Values are bound at
+execution, so one statement serves every row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_INSERTS: dict[str, Callable[[Table], Any]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+
+
+class Upsert:
+    """Insert a row; on a conflict over `keys`, copy `updates` from it, or do nothing."""
+
+    def __init__(self, table: Table, keys: Sequence[str], updates: Sequence[str] = ()) -> None:
+        self._table = table
+        self._keys = list(keys)
+        self._updates = tuple(updates)
+        self._built: dict[str, Any] = {}
+
+    def _build(self, dialect: str) -> Any:
+        statement = _INSERTS[dialect](self._table)
+        if not self._updates:
+            return statement.on_conflict_do_nothing(index_elements=self._keys)
+        return statement.on_conflict_do_update(
+            index_elements=self._keys,
+            set_={column: statement.excluded[column] for column in self._updates},
+        )
+
+    def on(self, connection: AsyncConnection) -> Any:
+        """The statement in the connection's dialect."""
+        dialect = connection.dialect.name
+        statement = self._built.get(dialect)
+        if statement is None:
+            statement = self._built[dialect] = self._build(dialect)
+        return statement
