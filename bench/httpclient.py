@@ -8,6 +8,7 @@ byte as Python allows and is not what limits throughput. Only loopback hosts are
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -107,6 +108,19 @@ class Connection:
                 if fresh or attempt == 2:
                     raise HttpError(f"{method} {target}: connection lost: {exc!r}") from exc
         raise AssertionError("unreachable")
+
+    def stream(self, method: str, target: str, length: int, pieces: Iterator[memoryview],
+               headers: dict[str, str] | None = None) -> Response:
+        """A request whose body is sent piece by piece, for bodies too big to hold."""
+        self._send(method, target, {**(headers or {}), "Content-Length": str(length)}, None)
+        sock = self._connect()
+        sent = 0
+        for piece in pieces:
+            sock.sendall(piece)
+            sent += piece.nbytes
+        if sent != length:
+            raise HttpError(f"{method} {target}: sent {sent} bytes, announced {length}")
+        return self._read_response(method, keep_body=True)
 
     def _send(self, method: str, target: str, headers: dict[str, str],
               body: bytes | bytearray | memoryview | None) -> None:
