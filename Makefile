@@ -28,6 +28,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
+	scripts/ensure-debian-packages docker-registry wrk apache2-utils
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
