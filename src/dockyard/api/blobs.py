@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 
 from dockyard.api.events import event_context, pull_context
 from dockyard.api.keys import REGISTRY
 from dockyard.api.ranges import RangeNotSatisfiable, parse_range
+from dockyard.api.sendfile import SendfileResponse
 from dockyard.registry.blobs import BlobInfo
 from dockyard.registry.references import parse_digest
 from dockyard.registry.registry import Registry
 
+log = logging.getLogger("dockyard.api.blobs")
+
 BLOB_CONTENT_TYPE = "application/octet-stream"
-# uvloop has no loop.sendfile, so aiohttp copies files through Python: in large pieces, each
-# read costs one thread hop and each write one syscall.
+# Where the body cannot go by sendfile (TLS), aiohttp copies the file through Python: in
+# large pieces, each read costs one thread hop and each write one syscall.
 FILE_CHUNK = 4 << 20
 
 
@@ -34,7 +41,7 @@ async def get_blob(request: web.Request, name: str, digest_text: str) -> web.Str
         headers["Content-Length"] = str(info.size)
         return web.Response(headers=headers)
     if info.local_path is not None:
-        return web.FileResponse(info.local_path, chunk_size=FILE_CHUNK, headers=headers)
+        return SendfileResponse(info.local_path, chunk_size=FILE_CHUNK, headers=headers)
     redirect = await registry.blobs.redirect_url(info.digest)
     if redirect is not None:
         # The object store serves the bytes (and any Range) itself, as distribution does.
@@ -51,28 +58,48 @@ async def _stream(request: web.Request, registry: Registry, info: BlobInfo,
         selected = parse_range(request.headers.get("Range"), info.size)
     except RangeNotSatisfiable:
         return web.Response(status=416, headers={"Content-Range": f"bytes */{info.size}"})
-    response = web.StreamResponse(headers=headers)
-    offset, length = 0, info.size
-    if selected is not None:
-        offset, length = selected
-        response.set_status(206)
-        response.headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{info.size}"
-    response.content_length = length
+    offset, length = (0, info.size) if selected is None else selected
     # The first chunk comes before the status line, so a store that is away answers 503.
     chunks = aiter(registry.blobs.read(info.digest, offset, length))
     first = await anext(chunks, b"")
-    await response.prepare(request)
-    try:
-        await response.write(first)
-        async for chunk in chunks:
-            await response.write(chunk)
-    except (ConnectionError, TimeoutError):
-        raise
-    except Exception as exc:
-        # Too late for an error body: cut the connection so the client sees a short read.
-        raise ConnectionResetError(f"blob stream failed: {exc}") from exc
-    await response.write_eof()
+    response = _StreamedBlob(first, chunks, headers=headers)
+    if selected is not None:
+        response.set_status(206)
+        response.headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{info.size}"
+    response.content_length = length
     return response
+
+
+class _StreamedBlob(web.StreamResponse):
+    """A body the store streams, sent from prepare() (as FileResponse sends its file).
+
+    Sent there, a failure mid-body is a ConnectionError inside aiohttp's own response
+    step, which closes the connection as a premature disconnect, without the traceback
+    a handler raising it would log.
+    """
+
+    def __init__(self, first: bytes, rest: AsyncIterator[bytes],
+                 headers: dict[str, str]) -> None:
+        super().__init__(headers=headers)
+        self._first = first
+        self._rest = rest
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.prepared:
+            return await super().prepare(request)
+        writer = await super().prepare(request)
+        try:
+            await self.write(self._first)
+            async for chunk in self._rest:
+                await self.write(chunk)
+        except ConnectionError:
+            raise  # the client went away
+        except Exception as exc:
+            # Too late for an error body: cut the connection so the client sees a short read.
+            log.warning("blob stream failed after the headers were sent: %s", exc)
+            raise ConnectionResetError(f"blob stream failed: {exc}") from exc
+        await self.write_eof()
+        return writer
 
 
 async def delete_blob(request: web.Request, name: str, digest_text: str) -> web.StreamResponse:

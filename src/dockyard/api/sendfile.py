@@ -1,0 +1,187 @@
+"""File responses whose body the kernel copies: `os.sendfile` on the connection's socket.
+
+uvloop has no `loop.sendfile`, so aiohttp's FileResponse reads the file into Python and
+writes it through the transport (two copies and a thread hop per piece). Here everything
+up to the body is still aiohttp's FileResponse - conditional requests, Range and If-Range,
+416, HEAD, Content-Length - and only its final step, sending `count` bytes from `offset`,
+is replaced: once the status line and headers have left the transport's buffer, a worker
+thread calls `os.sendfile` on a duplicate of the socket's descriptor, waiting in `poll()`
+whenever the non-blocking socket is full. The event loop only awaits that thread.
+
+Why it is safe:
+- Nothing else writes to the socket meanwhile: the transport's buffer is empty and aiohttp
+  writes nothing on a connection until the handler's response is finished.
+- The thread owns duplicated descriptors and closes them itself, so a connection or file
+  closed under it (client gone, handler cancelled) can never make it write to a reused
+  descriptor number; it stops at its next check once told to.
+- Any failure after the headers left raises ConnectionResetError, which aiohttp treats as
+  a premature disconnect: the connection is closed, never reused half-written.
+- TLS, a transport without a real socket, or all threads busy: aiohttp's copying path.
+
+`FileResponse._sendfile` is aiohttp's own seam for exactly this step (its default calls
+`loop.sendfile`); mypy checks this override against the installed aiohttp. Were a later
+aiohttp to drop the seam, this class would quietly be a plain FileResponse again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import select
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.web_fileresponse import NOSENDFILE
+
+log = logging.getLogger("dockyard.api.sendfile")
+
+MAX_THREADS = 256
+"""Transfers in flight at once per process; more take aiohttp's copying path instead, so
+clients that stop reading can hold threads but never starve other downloads."""
+_CALL_BYTES = 16 << 20
+"""At most this much per sendfile call, so a stop request is seen within one call."""
+_POLL_MS = 200
+"""How long one wait for a writable socket lasts before the stop flag is checked again."""
+_FLUSH_WAIT_MAX = 0.05
+
+
+class SendfileResponse(web.FileResponse):
+    """A FileResponse that sends its body with `os.sendfile` where the connection allows."""
+
+    async def _sendfile(self, request: web.BaseRequest, fobj: IO[Any], offset: int,
+                        count: int) -> AbstractStreamWriter:
+        transport = request.transport
+        sock = _plain_socket(transport)
+        if sock is None or transport is None or NOSENDFILE or self.compression \
+                or _threads.busy >= MAX_THREADS:
+            return await super()._sendfile(request, fobj, offset, count)
+        descriptors = _duplicate(sock, fobj)
+        if descriptors is None:  # out of descriptors: copying still works
+            return await super()._sendfile(request, fobj, offset, count)
+        _threads.busy += 1
+        try:
+            try:
+                writer = await web.StreamResponse.prepare(self, request)
+                assert writer is not None
+                await _flushed(transport)
+            except BaseException:
+                _close(descriptors)
+                raise
+            sent = await _threads.send(descriptors, offset, count)
+        except ConnectionError:
+            raise
+        except OSError as exc:
+            log.warning("blob file transfer failed: %s", exc)
+            raise ConnectionResetError(f"blob file transfer failed: {exc}") from exc
+        finally:
+            _threads.busy -= 1
+        writer.output_size += sent  # what the access log and metrics report as sent
+        await self.write_eof()
+        return writer
+
+
+class _Threads:
+    """The worker threads of one process, made on first use (in the worker, after spawn)."""
+
+    def __init__(self) -> None:
+        self.busy = 0  # changed on the event loop only
+        self._pool: ThreadPoolExecutor | None = None
+
+    async def send(self, descriptors: tuple[int, int], offset: int, count: int) -> int:
+        """Run `_send` in a thread; the thread owns `descriptors` from here on."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="dockyard-sendfile")
+        stop = threading.Event()
+        try:
+            work = self._pool.submit(_send, *descriptors, offset, count, stop)
+        except BaseException:
+            _close(descriptors)
+            raise
+        try:
+            # Shielded: a cancelled handler must not cancel work not yet started, which would
+            # then never run to close its descriptors.
+            return await asyncio.shield(asyncio.wrap_future(work))
+        except BaseException:
+            stop.set()  # cancelled or failed: the thread stops at its next check
+            raise
+
+
+_threads = _Threads()
+
+
+def _duplicate(sock: socket.socket, fobj: IO[Any]) -> tuple[int, int] | None:
+    """Own descriptors for the socket and the file, or None when none are left."""
+    try:
+        socket_fd = os.dup(sock.fileno())
+    except OSError:
+        return None
+    try:
+        return socket_fd, os.dup(fobj.fileno())
+    except OSError:
+        os.close(socket_fd)
+        return None
+
+
+def _close(descriptors: tuple[int, int]) -> None:
+    for fd in descriptors:
+        os.close(fd)
+
+
+def _plain_socket(transport: asyncio.BaseTransport | None) -> socket.socket | None:
+    """The socket under a plain (not TLS) stream transport, or None."""
+    if transport is None or transport.is_closing():
+        return None
+    if (transport.get_extra_info("ssl_object") is not None
+            or transport.get_extra_info("sslcontext") is not None):
+        return None
+    sock = transport.get_extra_info("socket")
+    if sock is None or getattr(sock, "type", None) != socket.SOCK_STREAM:
+        return None
+    return sock  # type: ignore[no-any-return]
+
+
+async def _flushed(transport: asyncio.Transport) -> None:
+    """Wait until the headers (and anything before them) have left the transport."""
+    delay = 0.0005
+    while transport.get_write_buffer_size():
+        if transport.is_closing():
+            break
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, _FLUSH_WAIT_MAX)
+    if transport.is_closing():
+        raise ConnectionResetError("connection lost before the body")
+
+
+def _send(socket_fd: int, file_fd: int, offset: int, count: int,
+          stop: threading.Event) -> int:
+    """Send `count` bytes of the file from `offset`; runs in a worker thread.
+
+    Takes ownership of both descriptors. Raises ConnectionError when the client is gone or
+    the transfer was cancelled, another OSError when the file fails or is too short.
+    """
+    try:
+        poller = select.poll()
+        poller.register(socket_fd, select.POLLOUT)
+        end = offset + count
+        while offset < end:
+            if stop.is_set():
+                raise ConnectionAbortedError("transfer cancelled")
+            try:
+                sent = os.sendfile(socket_fd, file_fd, offset, min(end - offset, _CALL_BYTES))
+            except BlockingIOError:
+                events = poller.poll(_POLL_MS)
+                if events and not events[0][1] & select.POLLOUT:
+                    raise ConnectionResetError("connection closed by the client") from None
+                continue
+            if sent == 0:  # not the client's doing: logged by the caller
+                raise OSError(errno.EIO, f"file ends at {offset}, before {end}")
+            offset += sent
+        return count
+    finally:
+        _close((socket_fd, file_fd))
