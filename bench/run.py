@@ -170,6 +170,9 @@ class Results:
     rss_peak: dict[str, int] = field(default_factory=dict)
     rss_idle: dict[str, int] = field(default_factory=dict)
     rss_round_peaks: dict[str, list[int]] = field(default_factory=dict)
+    pss_peak: dict[str, int] = field(default_factory=dict)
+    pss_idle: dict[str, int] = field(default_factory=dict)
+    pss_round_peaks: dict[str, list[int]] = field(default_factory=dict)
     loadavg_start: tuple[float, float, float] = field(default_factory=os.getloadavg)
 
     def add(self, metric: Metric, target: str, measurement: Measurement) -> None:
@@ -209,6 +212,23 @@ def render_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+def memory_rows(kind: str, idle: dict[str, int], peak: dict[str, int],
+                round_peaks: dict[str, list[int]], a: str, b: str) -> list[list[str]]:
+    """The after-start and peak rows of one memory measure (RSS or PSS), in MiB."""
+    rows: list[list[str]] = []
+    ia, ib = idle.get(a), idle.get(b)
+    pa, pb = peak.get(a), peak.get(b)
+    if ia is not None and ib is not None:
+        rows.append([f"server {kind} after start", "MiB", fmt(ia / MiB), fmt(ib / MiB),
+                     f"{ib / ia:.2f}" if ia else "-", "", ""])
+    if pa is not None and pb is not None:
+        ra = [p / MiB for p in round_peaks.get(a, [])]
+        rb = [p / MiB for p in round_peaks.get(b, [])]
+        rows.append([f"server {kind} peak (max)", "MiB", fmt(pa / MiB), fmt(pb / MiB),
+                     f"{pb / pa:.2f}" if pa else "-", spread(ra), spread(rb)])
+    return rows
+
+
 def report(results: Results, selected: list[Metric], rounds: int) -> str:
     a, b = results.names
     rows: list[list[str]] = []
@@ -222,16 +242,10 @@ def report(results: Results, selected: list[Metric], rounds: int) -> str:
             ratio = f"{mb / ma:.2f}" if ma and mb is not None else "-"
             label = metric.label + flag if position == 0 else ""
             rows.append([label, unit, fmt(ma), fmt(mb), ratio, spread(va), spread(vb)])
-    ia, ib = results.rss_idle.get(a), results.rss_idle.get(b)
-    pa, pb = results.rss_peak.get(a), results.rss_peak.get(b)
-    if ia is not None and ib is not None:
-        rows.append(["server RSS after start", "MiB", fmt(ia / MiB), fmt(ib / MiB),
-                     f"{ib / ia:.2f}" if ia else "-", "", ""])
-    if pa is not None and pb is not None:
-        ra = [p / MiB for p in results.rss_round_peaks.get(a, [])]
-        rb = [p / MiB for p in results.rss_round_peaks.get(b, [])]
-        rows.append(["server RSS peak (max)", "MiB", fmt(pa / MiB), fmt(pb / MiB),
-                     f"{pb / pa:.2f}" if pa else "-", spread(ra), spread(rb)])
+    rows += memory_rows("RSS", results.rss_idle, results.rss_peak, results.rss_round_peaks,
+                        a, b)
+    rows += memory_rows("PSS", results.pss_idle, results.pss_peak, results.pss_round_peaks,
+                        a, b)
     headers = ["metric", "unit", a, b, f"{b}/{a}", f"{a} range", f"{b} range"]
     parts = [f"Medians of {rounds} round(s); ranges are min..max over rounds.",
              render_table(headers, rows)]
@@ -325,6 +339,8 @@ def to_json(results: Results, args: argparse.Namespace, selected: list[Metric]) 
         "sendfile": dump(results.sendfile),
         "rss_bytes": {"after_start": results.rss_idle, "peak": results.rss_peak,
                       "round_peaks": results.rss_round_peaks},
+        "pss_bytes": {"after_start": results.pss_idle, "peak": results.pss_peak,
+                      "round_peaks": results.pss_round_peaks},
         "failures": results.failures, "notes": results.notes,
     }
 
@@ -392,6 +408,7 @@ def measure(args: argparse.Namespace, selected: list[Metric], results: Results,
         for target in targets:
             assert target.rss is not None
             target.rss.take_window()
+            target.rss.take_pss_window()
         if want_sendfile and not any(m.id == "download_256m" for m in selected):
             measure_sendfile(ctx, results, round_no)
         for metric in selected:
@@ -419,6 +436,8 @@ def measure(args: argparse.Namespace, selected: list[Metric], results: Results,
         for target in targets:
             assert target.rss is not None
             results.rss_round_peaks.setdefault(target.name, []).append(target.rss.take_window())
+            results.pss_round_peaks.setdefault(target.name, []).append(
+                target.rss.take_pss_window())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -449,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         for target in targets:
             assert target.rss is not None
             results.rss_idle[target.name] = target.rss.sample()
+            results.pss_idle[target.name] = target.rss.pss
         seeded = seed_all(targets, selected, big, small, results)
         ctx = Context(seeded, big, small, args.duration, workdir, sendfile.port)
         warm_up(ctx, targets, selected, args.warmup)
@@ -458,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         for target in targets:
             if target.rss is not None:
                 results.rss_peak[target.name] = target.rss.peak
+                results.pss_peak[target.name] = target.rss.pss_peak
             target.stop()
         if sendfile is not None:
             sendfile.stop()

@@ -127,6 +127,22 @@ def tree_rss_bytes(root: int, pids: list[int] | None = None) -> int:
     return total
 
 
+def tree_pss_bytes(root: int, pids: list[int] | None = None) -> int:
+    """Proportional set size summed over a process tree: a page shared by N processes counts
+    1/N in each, so shared libraries and shared file pages count once in the sum."""
+    total = 0
+    for pid in pids if pids is not None else process_tree(root):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+                for line in handle:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def tree_cpu_seconds(root: int) -> float:
     """User+system CPU of a process tree, including children it has already reaped."""
     ticks = 0
@@ -143,12 +159,15 @@ def tree_cpu_seconds(root: int) -> float:
 
 
 class RssSampler:
-    """Samples a process tree's RSS every ``RSS_INTERVAL`` seconds in a daemon thread."""
+    """Samples a process tree's RSS (and PSS) every ``RSS_INTERVAL`` seconds in a thread."""
 
     def __init__(self, root: int) -> None:
         self.root = root
         self.peak = 0
         self.window_peak = 0
+        self.pss = 0  # the latest sample's PSS
+        self.pss_peak = 0
+        self.pss_window_peak = 0
         self.samples = 0
         self._pids: list[int] = []
         self._stop = threading.Event()
@@ -166,16 +185,26 @@ class RssSampler:
         if self.samples % TREE_REFRESH == 0:
             self._pids = process_tree(self.root)
         rss = tree_rss_bytes(self.root, self._pids)
+        pss = tree_pss_bytes(self.root, self._pids)
         with self._lock:
             self.samples += 1
             self.peak = max(self.peak, rss)
             self.window_peak = max(self.window_peak, rss)
+            self.pss = pss
+            self.pss_peak = max(self.pss_peak, pss)
+            self.pss_window_peak = max(self.pss_window_peak, pss)
         return rss
 
     def take_window(self) -> int:
         """The peak since the last call, then start a new window."""
         with self._lock:
             peak, self.window_peak = self.window_peak, 0
+        return peak
+
+    def take_pss_window(self) -> int:
+        """The PSS peak since the last call, then start a new PSS window."""
+        with self._lock:
+            peak, self.pss_window_peak = self.pss_window_peak, 0
         return peak
 
     def stop(self) -> None:

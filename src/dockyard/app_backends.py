@@ -8,22 +8,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dockyard.cache.base import Cache
 from dockyard.config import Config, parse_duration, split_host_port
-from dockyard.metadata.engine import Engines, create_engines
-from dockyard.metadata.postgres import PostgresOptions
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
 
 if TYPE_CHECKING:
+    from dockyard.cache.base import Cache
     from dockyard.cache.redis import RedisOptions
+    from dockyard.metadata.engine import Engines
+    from dockyard.metadata.postgres import PostgresOptions
     from dockyard.storage.s3 import S3Options
 
 # The S3 and Redis drivers are imported only when configured: together they weigh tens of
-# MiB in every worker process.
+# MiB in every worker process. The metadata engines are imported where they are built: the
+# supervisor's debug listener needs only the blob store from here.
 
 
 def postgres_options(config: Config) -> PostgresOptions:
+    from dockyard.metadata.postgres import PostgresOptions
+
     database = config.database
     return PostgresOptions(
         pool_size=database.pool_size,
@@ -41,6 +44,8 @@ def postgres_options(config: Config) -> PostgresOptions:
 
 def database_engines(config: Config) -> Engines:
     """The engines `database` describes (SQLite by default, else PostgreSQL with its pool)."""
+    from dockyard.metadata.engine import create_engines
+
     return create_engines(
         config.database_url(), pool_size=config.database.pool_size, echo=config.database.echo,
         postgres=postgres_options(config),

@@ -12,17 +12,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from dockyard.api.health import add_readiness
-from dockyard.api.observe import metrics_access_logger, tracing_middleware
-from dockyard.cache.base import Cache
 from dockyard.config import Config, parse_duration, split_host_port
-from dockyard.metadata.engine import Engines
-from dockyard.metadata.store import MetadataStore
 from dockyard.observability import metrics
 from dockyard.observability.health import (
     HealthRegistry,
@@ -34,15 +29,19 @@ from dockyard.observability.health import (
     storage_check,
     tcp_check,
 )
-from dockyard.observability.instrument import (
-    CountingCache,
-    instrument_blob_store,
-    instrument_metadata,
-)
 from dockyard.observability.tracing import Tracer, TracingSettings, start_tracing
-from dockyard.registry.gc import GCReport
-from dockyard.registry.purge import PurgeReport
-from dockyard.storage.base import BlobStore
+
+if TYPE_CHECKING:
+    from dockyard.cache.base import Cache
+    from dockyard.metadata.engine import Engines
+    from dockyard.metadata.store import MetadataStore
+    from dockyard.registry.gc import GCReport
+    from dockyard.registry.purge import PurgeReport
+    from dockyard.storage.base import BlobStore
+
+# The worker's wiring (instrumented ports, readiness route, access-log metrics) imports the
+# API and metadata layers inside the functions that use it: the supervisor's debug listener
+# uses this module too, and must not load the registry stack for it.
 
 log = logging.getLogger("dockyard.observability")
 
@@ -102,15 +101,22 @@ class Observed:
         })
         if not self._metrics and self._tracer is None:
             return store, metadata
+        from dockyard.observability.instrument import instrument_blob_store, instrument_metadata
+
         return (instrument_blob_store(store, _driver(self._config), self._tracer),
                 instrument_metadata(metadata, self._tracer))
 
     def wrap_cache(self, cache: Cache | None) -> Cache | None:
         if cache is None or not self._metrics:
             return cache
+        from dockyard.observability.instrument import CountingCache
+
         return CountingCache(cache, "redis")
 
     def install(self, app: web.Application) -> None:
+        from dockyard.api.health import add_readiness
+        from dockyard.api.observe import tracing_middleware
+
         if self._readiness is not None:
             add_readiness(app, self._readiness)
         if self._tracer is not None:
@@ -129,6 +135,8 @@ def access_logger(config: Config, inner: type[AbstractAccessLogger] | None
     """The access log class, recording request metrics first when they are on."""
     if not metrics_enabled(config):
         return inner
+    from dockyard.api.observe import metrics_access_logger
+
     return metrics_access_logger(inner)
 
 

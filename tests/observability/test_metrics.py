@@ -29,7 +29,7 @@ def _workers(pid: int) -> list[int]:
             continue
         if int(stat.rsplit(")", 1)[1].split()[1]) != pid:
             continue
-        if b"spawn_main" in (entry / "cmdline").read_bytes():  # not the resource tracker
+        if b"dockyard.worker" in (entry / "cmdline").read_bytes():
             found.append(int(entry.name))
     return found
 

@@ -16,13 +16,16 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dockyard.oci.digest import Digest
 from dockyard.storage.base import BlobStore
+
+if TYPE_CHECKING:  # SQLAlchemy's asyncio extension (and ORM) stay out of the supervisor
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("dockyard.health")
 

@@ -12,8 +12,6 @@ import os
 import shutil
 import tempfile
 
-from prometheus_client import multiprocess
-
 ENVIRONMENT_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -24,6 +22,9 @@ def prepare() -> str:
 
 
 def worker_exited(directory: str, pid: int) -> None:
+    # Imported here: the supervisor, which calls this, otherwise never loads prometheus-client.
+    from prometheus_client import multiprocess
+
     multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
 
 
