@@ -21,8 +21,10 @@ import yaml
 from dockyard.supervisor import configured_log_level
 from tests.server import RunningRegistry, running_registry
 
-REGISTRY_LIBRARIES = ("aiohttp", "cryptography", "pydantic_core", "sqlalchemy")
+REGISTRY_LIBRARIES = ("aiohttp", "pydantic_core", "sqlalchemy")
 """Packages with native extensions the workers load: they show in /proc/<pid>/maps."""
+AUTH_LIBRARIES = ("cryptography", "bcrypt")
+"""Loaded by a worker only when auth is configured."""
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
 
@@ -39,10 +41,10 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _libraries(pid: int) -> set[str]:
-    """Which of REGISTRY_LIBRARIES the process has mapped."""
+def _libraries(pid: int, names: tuple[str, ...] = REGISTRY_LIBRARIES) -> set[str]:
+    """Which of `names` the process has mapped."""
     maps = Path(f"/proc/{pid}/maps").read_text()
-    return {name for name in REGISTRY_LIBRARIES if f"/{name}/" in maps}
+    return {name for name in names if f"/{name}/" in maps}
 
 
 def _wait_for_workers(pid: int, count: int, exclude: frozenset[int] = frozenset(),
@@ -68,8 +70,9 @@ def test_the_supervisor_leaves_the_registry_to_the_workers(
         two_workers: RunningRegistry) -> None:
     assert two_workers.process is not None
     supervisor = two_workers.process.pid
-    _wait_for_workers(supervisor, 2)
-    assert _libraries(supervisor) == set()
+    workers = _wait_for_workers(supervisor, 2)
+    assert _libraries(supervisor, REGISTRY_LIBRARIES + AUTH_LIBRARIES) == set()
+    assert all(_libraries(worker, AUTH_LIBRARIES) == set() for worker in workers)
 
 
 def test_a_killed_worker_is_replaced(two_workers: RunningRegistry) -> None:

@@ -9,7 +9,6 @@ from dockyard import reload
 from dockyard.api.accesslog import JsonAccessLogger, TextAccessLogger
 from dockyard.api.application import make_web_app
 from dockyard.api.urls import UrlBuilder
-from dockyard.app_auth import build_auth, reload_htpasswd
 from dockyard.app_backends import build_blob_store, build_cache, database_engines
 from dockyard.app_events import add_notifications, build_recorder
 from dockyard.app_lifecycle import add_maintenance
@@ -66,7 +65,13 @@ def build_web_app(config: Config) -> web.Application:
     urls = UrlBuilder(host=config.http.host, relative=config.http.relativeurls)
     observed = Observed(config)
     registry = build_registry(config, observed)
-    auth = build_auth(config)
+    auth = None
+    if config.auth.enabled:
+        # Imported only here: the auth libraries (PyJWT, cryptography, bcrypt) cost a worker
+        # about 9 MiB, which a registry without auth need not pay.
+        from dockyard.app_auth import build_auth, reload_htpasswd
+
+        auth = build_auth(config)
     app = make_web_app(registry, urls, auth)
     if auth is not None:
         reload.register(("auth.htpasswd.path",), reload_htpasswd(auth))

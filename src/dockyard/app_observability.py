@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from dockyard.config import Config, parse_duration, split_host_port
+from dockyard.metadata.revision import SCHEMA_HEAD
 from dockyard.observability import metrics
 from dockyard.observability.health import (
     HealthRegistry,
@@ -52,19 +53,6 @@ def metrics_enabled(config: Config) -> bool:
     return config.http.debug.prometheus.enabled
 
 
-def schema_head() -> str | None:
-    """The migration this Dockyard's schema ends at (read once: it parses the scripts)."""
-    # Imported here: Alembic is sizeable and a worker needs it only for this one lookup.
-    from alembic.config import Config as AlembicConfig
-    from alembic.script import ScriptDirectory
-
-    from dockyard.metadata import migrate
-
-    alembic = AlembicConfig()
-    alembic.set_main_option("script_location", migrate.SCRIPT_LOCATION)
-    return ScriptDirectory.from_config(alembic).get_current_head()
-
-
 def _driver(config: Config) -> str:
     return "s3" if config.storage.s3 is not None else "filesystem"
 
@@ -96,7 +84,7 @@ class Observed:
              ) -> tuple[BlobStore, MetadataStore]:
         """The ports the registry should use; readiness checks the unwrapped ones."""
         self._readiness = Readiness({
-            "database": database_check(engines.read, schema_head()),
+            "database": database_check(engines.read, SCHEMA_HEAD),
             "storage": storage_check(store, _filesystem_root(self._config)),
         })
         if not self._metrics and self._tracer is None:

@@ -30,7 +30,6 @@ from dockyard.app import (
     migrate_database,
     setup_logging,
 )
-from dockyard.app_auth import prepare_auth
 from dockyard.app_observability import debug_address, metrics_enabled, start_debug_server
 from dockyard.config import Config, TlsConfig
 from dockyard.debug_listener import debug_store
@@ -104,7 +103,10 @@ def run_worker(config: Config, config_path: str | None = None, debug: bool = Fal
 def serve(config: Config, workers: int, config_path: str | None = None) -> int:
     setup_logging(config)
     asyncio.run(migrate_database(config))
-    prepare_auth(config)
+    if config.auth.token_service_enabled:
+        from dockyard.app_auth import prepare_auth  # the auth libraries, only where needed
+
+        prepare_auth(config)
     if workers <= 1:
         run_worker(config, config_path, debug=True)
         return 0

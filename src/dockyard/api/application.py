@@ -9,7 +9,6 @@ from dockyard.api.keys import REGISTRY, URLS
 from dockyard.api.lifecycle import read_only_middleware
 from dockyard.api.middleware import add_common_headers, registry_middleware
 from dockyard.api.routes import add_routes
-from dockyard.api.token import add_token_routes
 from dockyard.api.urls import UrlBuilder
 from dockyard.registry.registry import Registry
 
@@ -26,6 +25,8 @@ def make_web_app(registry: Registry, urls: UrlBuilder,
     if auth is not None:
         app[AUTH] = auth
         if auth.token_service is not None:
+            from dockyard.api.token import add_token_routes  # brings PyJWT: only when needed
+
             add_token_routes(app, auth.token_path)
     app.on_response_prepare.append(add_common_headers)
     app.router.add_get("/healthz", healthz)

@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from dockyard.api.errors import error_response
 from dockyard.auth.access import PULL, REPOSITORY, Principal, Scope
-from dockyard.auth.authorizer import Authorizer, Decision
-from dockyard.auth.keys import KeyDirectory
-from dockyard.auth.service import TokenService
-from dockyard.auth.tokens import TokenVerifier
+
+if TYPE_CHECKING:  # a registry without auth never loads PyJWT and cryptography
+    from dockyard.auth.authorizer import Authorizer, Decision
+    from dockyard.auth.keys import KeyDirectory
+    from dockyard.auth.service import TokenService
+    from dockyard.auth.tokens import TokenVerifier
 
 
 @dataclass(frozen=True, slots=True)

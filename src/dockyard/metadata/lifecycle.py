@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.metadata.engine import Engines
 from dockyard.metadata.schema import (
@@ -30,6 +28,7 @@ from dockyard.metadata.schema import (
     tags,
     uploads,
 )
+from dockyard.metadata.upsert import Upsert
 
 LIVE = "live"
 DELETING = "deleting"
@@ -51,10 +50,8 @@ def _chunks(items: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any
         yield items[start:start + size]
 
 
-def _insert(connection: AsyncConnection, table: Any) -> Any:
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+_ADD_LEASE = Upsert(leases, ["name"])
+_SET_SETTING = Upsert(settings, ["name"], ["value", "updated_at"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,11 +144,7 @@ class LifecycleStore:
         """Take the lease if it is free, expired, ours, or held by a process known dead."""
         now = _now()
         async with self._engines.begin_write() as connection:
-            await connection.execute(
-                _insert(connection, leases).values(name=name).on_conflict_do_nothing(
-                    index_elements=["name"]
-                )
-            )
+            await connection.execute(_ADD_LEASE.on(connection), {"name": name})
             row = (await connection.execute(
                 select(leases.c.holder, (leases.c.expires_at < now).label("expired"))
                 .where(leases.c.name == name)
@@ -223,11 +216,8 @@ class LifecycleStore:
     async def set_setting(self, name: str, value: str) -> None:
         now = _now()
         async with self._engines.begin_write() as connection:
-            statement = _insert(connection, settings).values(name=name, value=value,
-                                                             updated_at=now)
-            await connection.execute(statement.on_conflict_do_update(
-                index_elements=["name"], set_={"value": value, "updated_at": now}
-            ))
+            await connection.execute(_SET_SETTING.on(connection),
+                                     {"name": name, "value": value, "updated_at": now})
 
     # -- GC: blobs -----------------------------------------------------------------------------
 

@@ -35,11 +35,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.metadata.engine import Engines
 from dockyard.metadata.schema import metadata
+from dockyard.metadata.upsert import Upsert
 
 SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
 COUNTER = "events"
@@ -91,6 +91,9 @@ event_dead_letters = Table(
     Index("ix_event_dead_letters_seq", "seq"),
 )
 """`replay_at` set: queued for another try (`dockyard events replay --dead`)."""
+
+# Several workers start at once: the first insert wins, the others do nothing.
+_ADD_ENDPOINT = Upsert(event_endpoints, ["name"])
 
 
 def _now() -> datetime:
@@ -229,10 +232,8 @@ class Outbox:
                 return
             head = await connection.scalar(
                 select(event_counter.c.value).where(event_counter.c.name == COUNTER))
-            # Several workers start at once: the first insert wins, the others do nothing.
-            dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
             await connection.execute(
-                dialect.insert(event_endpoints).on_conflict_do_nothing(index_elements=["name"]),
+                _ADD_ENDPOINT.on(connection),
                 [{"name": name, "last_seq": int(head or 0), "delivered": 0, "failures": 0}
                  for name in missing],
             )

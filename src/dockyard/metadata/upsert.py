@@ -8,17 +8,12 @@ execution, so one statement serves every row.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import importlib
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
-
-_INSERTS: dict[str, Callable[[Table], Any]] = {
-    "postgresql": postgresql.insert,
-    "sqlite": sqlite.insert,
-}
 
 
 class Upsert:
@@ -31,7 +26,10 @@ class Upsert:
         self._built: dict[str, Any] = {}
 
     def _build(self, dialect: str) -> Any:
-        statement = _INSERTS[dialect](self._table)
+        # The dialect's module is imported on first use: a SQLite server never loads
+        # PostgreSQL's.
+        dialect_module = importlib.import_module(f"sqlalchemy.dialects.{dialect}")
+        statement = dialect_module.insert(self._table)
         if not self._updates:
             return statement.on_conflict_do_nothing(index_elements=self._keys)
         return statement.on_conflict_do_update(
