@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
@@ -83,5 +84,64 @@ def test_blobs_are_laid_out_by_digest(tmp_path: Path) -> None:
         assert store.local_path(digest) == expected
         assert expected.read_bytes() == b"layout"
         assert not list((tmp_path / "uploads").iterdir())
+
+    asyncio.run(scenario())
+
+
+def _pieces(data: bytes, size: int = 256 * 1024) -> list[bytes]:
+    return [data[start:start + size] for start in range(0, len(data), size)]
+
+
+def test_large_appends_at_unaligned_offsets_hash_and_store_every_byte(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = FilesystemBlobStore(tmp_path)
+        await store.create_upload("u4")
+        parts = [os.urandom(size) for size in (3 * 1024 * 1024 + 5, 1, 2 * 1024 * 1024 - 3)]
+        seen = hashlib.sha256()
+        offset = 0
+        for part in parts:
+            offset = await store.append_upload("u4", offset, _chunks(_pieces(part)),
+                                               seen.update)
+        data = b"".join(parts)
+        assert offset == len(data)
+        assert seen.hexdigest() == hashlib.sha256(data).hexdigest()
+        assert await _collect(store.read_upload("u4")) == data
+
+    asyncio.run(scenario())
+
+
+def test_failed_large_append_is_cut_back(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = FilesystemBlobStore(tmp_path)
+        await store.create_upload("u5")
+        head = os.urandom(5000)
+        await store.append_upload("u5", 0, _chunks([head]))
+        big = _pieces(os.urandom(6 * 1024 * 1024))
+        with pytest.raises(ConnectionResetError):
+            await store.append_upload("u5", 5000, _chunks(big, fail_after=len(big) - 1))
+        assert await store.upload_size("u5") == 5000
+        assert await _collect(store.read_upload("u5")) == head
+
+    asyncio.run(scenario())
+
+
+def test_cancelled_large_append_is_cut_back(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = FilesystemBlobStore(tmp_path)
+        await store.create_upload("u6")
+        stalled = asyncio.Event()
+
+        async def stalling() -> AsyncIterator[bytes]:
+            for piece in _pieces(os.urandom(3 * 1024 * 1024)):
+                yield piece
+            stalled.set()
+            await asyncio.Event().wait()  # the client stops sending
+
+        task = asyncio.create_task(store.append_upload("u6", 0, stalling()))
+        await stalled.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await store.upload_size("u6") == 0
 
     asyncio.run(scenario())

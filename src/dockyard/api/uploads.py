@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from dockyard.api.auth import may_pull
 from dockyard.api.events import event_context
@@ -45,8 +46,22 @@ def _created(request: web.Request, name: str, digest: str) -> web.Response:
     )
 
 
+async def _received(content: StreamReader) -> AsyncIterator[bytes]:
+    """The body in the pieces aiohttp parsed it into.
+
+    Re-chunking it (`iter_chunked`) joined those pieces into new objects: a copy of every byte
+    on the event loop and fresh pages to fault in, about an eighth of an upload's CPU.
+    """
+    buffer_up_to = getattr(content, "set_read_chunk_size", None)  # aiohttp >= 3.14
+    if buffer_up_to is not None:
+        buffer_up_to(BODY_CHUNK)  # read ahead up to 2 x BODY_CHUNK, as iter_chunked would
+    async for data, _end_of_http_chunk in content.iter_chunks():
+        if data:
+            yield data
+
+
 def _chunk(request: web.Request) -> Chunk:
-    body = request.content.iter_chunked(BODY_CHUNK)
+    body = _received(request.content)
     header = request.headers.get("Content-Range")
     if header is None:
         return Chunk(body, None, request.content_length)

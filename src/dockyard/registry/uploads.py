@@ -11,8 +11,9 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from dockyard.metadata.records import UploadGone
+from dockyard.metadata.records import UploadGone, UploadRecord
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci.digest import CANONICAL_ALGORITHM, Digest, Hasher, new_hasher
 from dockyard.registry.errors import (
@@ -26,6 +27,12 @@ from dockyard.registry.events import EventContext, EventRecorder
 from dockyard.storage.base import BlobStore, UploadMissing
 
 HASHER_CACHE_SIZE = 1024
+TOUCH_INTERVAL = timedelta(minutes=1)
+"""A chunk refreshes its session (against upload purging) only if it was refreshed longer ago.
+
+Purging works in hours (`uploadpurging.age`, a week by default), and the refresh was a write
+transaction in every PATCH of a chunked push.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,13 @@ async def _exactly(body: AsyncIterable[bytes], expected: int | None) -> AsyncIte
         raise SizeInvalid(detail={"expected": expected, "received": seen})
 
 
+def _refreshed_before(record: UploadRecord, interval: timedelta) -> bool:
+    when = record.updated_at
+    if when.tzinfo is None:  # SQLite keeps no zone; the store writes UTC
+        when = when.replace(tzinfo=UTC)
+    return datetime.now(UTC) - when >= interval
+
+
 def _is_upload_id(text: str) -> bool:
     """Ids are UUIDs we made; anything else never reaches storage as a file name."""
     try:
@@ -111,6 +125,11 @@ class Uploads:
         return UploadState(upload_id, repository, 0)
 
     async def status(self, repository: str, upload_id: str) -> UploadState:
+        state, _record = await self._session(repository, upload_id)
+        return state
+
+    async def _session(self, repository: str, upload_id: str
+                       ) -> tuple[UploadState, UploadRecord]:
         if not _is_upload_id(upload_id):
             raise BlobUploadUnknown(detail={"uuid": upload_id})
         record = await self._metadata.get_upload(upload_id)
@@ -120,10 +139,18 @@ class Uploads:
             size = await self._store.upload_size(upload_id)
         except UploadMissing as exc:
             raise BlobUploadUnknown(detail={"uuid": upload_id}) from exc
-        return UploadState(upload_id, repository, size)
+        return UploadState(upload_id, repository, size), record
 
     async def append(self, repository: str, upload_id: str, chunk: Chunk) -> UploadState:
-        state = await self.status(repository, upload_id)
+        state, record = await self._session(repository, upload_id)
+        state = await self._write(state, chunk)
+        if _refreshed_before(record, TOUCH_INTERVAL):
+            await self._metadata.touch_upload(upload_id)
+        return state
+
+    async def _write(self, state: UploadState, chunk: Chunk) -> UploadState:
+        """Stream `chunk` onto the session's staged bytes, hashing as it goes."""
+        upload_id = state.id
         if chunk.range_malformed:
             raise UploadOutOfOrder(upload_id, state.size, "malformed Content-Range")
         if chunk.content_range is not None:
@@ -144,17 +171,21 @@ class Uploads:
             raise BlobUploadUnknown(detail={"uuid": upload_id}) from exc
         if hasher is not None:
             self._hashes.keep(upload_id, size, hasher)
-        await self._metadata.touch_upload(upload_id)
-        return UploadState(upload_id, repository, size)
+        return UploadState(upload_id, state.repository, size)
 
     async def complete(self, repository: str, upload_id: str, digests: list[Digest],
                        last_chunk: Chunk | None, context: EventContext | None = None) -> Digest:
         """Append the final chunk, verify every digest given, then commit and link the blob."""
-        state = (
-            await self.append(repository, upload_id, last_chunk)
-            if last_chunk is not None
-            else await self.status(repository, upload_id)
-        )
+        state = await self.status(repository, upload_id)
+        return await self._complete(state, digests, last_chunk, context)
+
+    async def _complete(self, state: UploadState, digests: list[Digest],
+                        last_chunk: Chunk | None, context: EventContext | None) -> Digest:
+        # The last chunk does not refresh the session (as `append` does against purging): the
+        # session ends in this request, and ending it is what notices a purge (UploadGone).
+        if last_chunk is not None:
+            state = await self._write(state, last_chunk)
+        repository, upload_id = state.repository, state.id
         canonical = digests[0]
         for digest in digests:
             actual = await self._digest_of(upload_id, digest.algorithm, state.size)
@@ -207,7 +238,7 @@ class Uploads:
         """A monolithic upload in one request (POST with ?digest=)."""
         state = await self.start(repository)
         try:
-            return await self.complete(repository, state.id, [digest], chunk, context)
+            return await self._complete(state, [digest], chunk, context)
         except BaseException:
             await self._metadata.delete_upload(state.id)
             await self._store.delete_upload(state.id)

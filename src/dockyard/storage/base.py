@@ -93,8 +93,9 @@ class BlobStore(ABC):
                             observe: ChunkObserver | None = None) -> int:
         """Write chunks at offset and return the new size.
 
-        `observe` sees every chunk in order (the registry hashes there). If writing or reading
-        fails midway, the upload is cut back to `offset` so a failed request changes nothing.
+        `observe` sees every chunk in order (the registry hashes there), possibly in a thread
+        of its own while the chunks are being written. If writing or reading fails midway, the
+        upload is cut back to `offset` so a failed request changes nothing.
         """
 
     @abstractmethod

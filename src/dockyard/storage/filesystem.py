@@ -1,7 +1,9 @@
 """Blobs on a local filesystem: `blobs/<alg>/<2 hex>/<hex>` and `uploads/<id>`.
 
-Disk work runs in the default thread pool: hashing and writing release the GIL, so a chunk is
-hashed and written while the event loop reads the next one off the socket.
+Hashing and writing release the GIL, so while the event loop reads an upload off the socket
+one thread hashes it and another writes it (storage/fanout.py); other disk work runs in the
+default thread pool. Staged bytes bypass the page cache where the filesystem allows
+(storage/direct.py).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import contextlib
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 from dockyard.oci.digest import Digest, InvalidDigest
 from dockyard.storage.base import BlobStore, ChunkObserver, StoredBlob, UploadMissing
+from dockyard.storage.direct import StagingWriter
+from dockyard.storage.fanout import fan_out
 
 READ_CHUNK = 1 << 20
 
@@ -26,16 +29,22 @@ class FilesystemBlobStore(BlobStore):
         self._uploads = root / "uploads"
         self._blobs.mkdir(parents=True, exist_ok=True)
         self._uploads.mkdir(parents=True, exist_ok=True)
+        # Strings on the upload path: building Paths cost more than the syscalls they name.
+        self._blobs_dir = str(self._blobs)
+        self._uploads_dir = str(self._uploads)
+
+    def _blob_file(self, digest: Digest) -> str:
+        return f"{self._blobs_dir}/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
 
     def _blob_path(self, digest: Digest) -> Path:
-        return self._blobs / digest.algorithm / digest.hex[:2] / digest.hex
+        return Path(self._blob_file(digest))
 
-    def _upload_path(self, upload_id: str) -> Path:
-        return self._uploads / upload_id
+    def _upload_file(self, upload_id: str) -> str:
+        return f"{self._uploads_dir}/{upload_id}"
 
     async def stat(self, digest: Digest) -> int | None:
         try:
-            return os.stat(self._blob_path(digest)).st_size
+            return os.stat(self._blob_file(digest)).st_size
         except FileNotFoundError:
             return None
 
@@ -72,46 +81,43 @@ class FilesystemBlobStore(BlobStore):
         return await asyncio.to_thread(_unlink_all, [self._blob_path(d) for d in digests])
 
     async def create_upload(self, upload_id: str) -> None:
-        self._upload_path(upload_id).touch(exist_ok=False)
+        os.close(os.open(self._upload_file(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                         0o666))
 
     async def upload_size(self, upload_id: str) -> int:
         try:
-            return os.stat(self._upload_path(upload_id)).st_size
+            return os.stat(self._upload_file(upload_id)).st_size
         except FileNotFoundError as exc:
             raise UploadMissing(upload_id) from exc
 
     async def append_upload(self, upload_id: str, offset: int, chunks: AsyncIterable[bytes],
                             observe: ChunkObserver | None = None) -> int:
         try:
-            handle = open(self._upload_path(upload_id), "r+b")  # noqa: SIM115
+            writer = StagingWriter(self._upload_file(upload_id), offset)
         except FileNotFoundError as exc:
             raise UploadMissing(upload_id) from exc
-        with handle:
-            try:
-                handle.seek(offset)
-                handle.truncate()
-                async for chunk in chunks:
-                    await asyncio.to_thread(_write, handle, chunk, observe)
-                return handle.tell()
-            except BaseException:
-                handle.truncate(offset)
-                raise
+        sinks = [writer.write] if observe is None else [writer.write, observe]
+        try:
+            return await fan_out(chunks, sinks, writer.finish)
+        except BaseException:
+            writer.abandon()
+            raise
 
     async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
-        path = self._upload_path(upload_id)
+        path = self._uploads / upload_id
         if not path.exists():
             raise UploadMissing(upload_id)
         async for chunk in _read_file(path, 0, None):
             yield chunk
 
     async def commit_upload(self, upload_id: str, digest: Digest) -> None:
-        source = self._upload_path(upload_id)
-        target = self._blob_path(digest)
+        source = self._upload_file(upload_id)
+        target = self._blob_file(digest)
         await asyncio.to_thread(_durable_rename, source, target)
 
     async def delete_upload(self, upload_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._upload_path(upload_id))
+            os.unlink(self._upload_file(upload_id))
 
 
 def _scan(folder: Path) -> list[tuple[str, int, float]]:
@@ -138,25 +144,20 @@ def _unlink_all(paths: list[Path]) -> int:
     return sum(_unlink_quietly(path) for path in paths)
 
 
-def _write(handle: BinaryIO, chunk: bytes, observe: ChunkObserver | None) -> None:
-    if observe is not None:
-        observe(chunk)
-    handle.write(chunk)
-
-
-def _durable_rename(source: Path, target: Path) -> None:
+def _durable_rename(source: str, target: str) -> None:
     """Flush the staged file, then rename it into place; the blob appears whole or not at all."""
     try:
         fd = os.open(source, os.O_RDONLY)
     except FileNotFoundError as exc:
-        raise UploadMissing(source.name) from exc
+        raise UploadMissing(os.path.basename(source)) from exc
     try:
         os.fdatasync(fd)
     finally:
         os.close(fd)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = os.path.dirname(target)
+    os.makedirs(folder, exist_ok=True)
     os.replace(source, target)
-    dir_fd = os.open(target.parent, os.O_RDONLY)
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

@@ -1,0 +1,92 @@
+"""Upload sessions in-process: refreshing against purging, and bodies off their announced size."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from dockyard.metadata.schema import uploads
+from dockyard.registry.errors import SizeInvalid
+from dockyard.registry.purge import PurgeOptions
+from dockyard.registry.uploads import TOUCH_INTERVAL, Chunk
+from tests.registry.kit import Kit, chunk, database_url, open_kit, run
+
+__all__ = ["database_url"]
+
+MiB = 1024 * 1024
+WEEK = 7 * 86400.0
+
+
+async def _set_refreshed(kit: Kit, upload_id: str, ago: timedelta) -> None:
+    async with kit.registry.lifecycle._engines.begin_write() as connection:
+        await connection.execute(update(uploads).where(uploads.c.id == upload_id)
+                                 .values(updated_at=datetime.now(UTC) - ago))
+
+
+async def _refreshed_at(kit: Kit, upload_id: str) -> datetime:
+    record = await kit.registry._metadata.get_upload(upload_id)
+    assert record is not None
+    return record.updated_at
+
+
+def test_a_chunk_refreshes_a_session_idle_for_longer_than_the_interval(
+        tmp_path: Path, database_url: str) -> None:
+    async def scenario() -> None:
+        kit = await open_kit(tmp_path, database_url)
+        try:
+            session = await kit.registry.uploads.start("r")
+            await _set_refreshed(kit, session.id, timedelta(days=8))
+            await kit.registry.uploads.append("r", session.id, chunk(b"x" * 100))
+            report = await kit.registry.purger.run(PurgeOptions(age=WEEK))
+            assert report.sessions == 0
+            assert (await kit.registry.uploads.status("r", session.id)).size == 100
+        finally:
+            await kit.registry.close()
+
+    run(scenario)
+
+
+def test_chunks_within_the_interval_leave_the_session_as_refreshed(
+        tmp_path: Path, database_url: str) -> None:
+    async def scenario() -> None:
+        kit = await open_kit(tmp_path, database_url)
+        try:
+            session = await kit.registry.uploads.start("r")
+            await _set_refreshed(kit, session.id, TOUCH_INTERVAL / 2)
+            before = await _refreshed_at(kit, session.id)
+            await kit.registry.uploads.append("r", session.id, chunk(b"x" * 100))
+            assert await _refreshed_at(kit, session.id) == before
+        finally:
+            await kit.registry.close()
+
+    run(scenario)
+
+
+async def _body(size: int, piece: int = 256 * 1024) -> AsyncIterator[bytes]:
+    data = os.urandom(size)
+    for start in range(0, size, piece):
+        yield data[start:start + piece]
+
+
+@pytest.mark.parametrize("sent", [3 * MiB - 1, 3 * MiB + 1])
+def test_a_large_body_off_its_announced_size_changes_nothing(tmp_path: Path,
+                                                             sent: int) -> None:
+    async def scenario() -> None:
+        kit = await open_kit(tmp_path)
+        try:
+            session = await kit.registry.uploads.start("r")
+            await kit.registry.uploads.append("r", session.id, chunk(b"a" * 1000))
+            with pytest.raises(SizeInvalid):
+                await kit.registry.uploads.append(
+                    "r", session.id, Chunk(_body(sent), (1000, 1000 + 3 * MiB - 1)))
+            assert (await kit.registry.uploads.status("r", session.id)).size == 1000
+            assert (tmp_path / "uploads" / session.id).read_bytes() == b"a" * 1000
+        finally:
+            await kit.registry.close()
+
+    run(scenario)
