@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,7 +12,6 @@ import requests
 from tests.backends import POSTGRES_HOST, POSTGRES_PORT, Services
 from tests.observability.conftest import ObservedRegistry, json_lines, wait_for
 from tests.proxy import CuttableProxy
-from tests.server import free_port
 
 
 def _ready(server: ObservedRegistry) -> requests.Response:
@@ -96,9 +96,17 @@ def test_readiness_follows_the_database(serve: Callable[..., ObservedRegistry],
     assert "dockyard.access" in loggers and len(loggers) >= 2, lines
 
 
-def test_debug_health_checks(serve: Callable[..., ObservedRegistry], tmp_path: Path) -> None:
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port bound but not listening: connections are refused, and no server can take it."""
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        yield placeholder.getsockname()[1]
+
+
+def test_debug_health_checks(serve: Callable[..., ObservedRegistry], tmp_path: Path,
+                             closed_port: int) -> None:
     switch = tmp_path / "maintenance"
-    closed_port = free_port()
     server = serve({"health": {
         "storagedriver": {"enabled": True, "interval": "1s"},
         "file": [{"file": str(switch), "interval": "100ms"}],
