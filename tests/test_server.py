@@ -75,6 +75,16 @@ def test_the_supervisor_leaves_the_registry_to_the_workers(
     assert all(_libraries(worker, AUTH_LIBRARIES) == set() for worker in workers)
 
 
+def test_the_supervisor_is_still_found_by_its_command(two_workers: RunningRegistry) -> None:
+    """Operators find the server by `dockyard serve` (ps, pkill -f) after the hand-over too."""
+    assert two_workers.process is not None
+    supervisor = two_workers.process.pid
+    _wait_for_workers(supervisor, 2)
+    command = Path(f"/proc/{supervisor}/cmdline").read_bytes().replace(b"\0", b" ")
+    assert b"dockyard.supervisor" in command
+    assert b"dockyard serve" in command
+
+
 def test_a_killed_worker_is_replaced(two_workers: RunningRegistry) -> None:
     assert two_workers.process is not None
     supervisor = two_workers.process.pid

@@ -76,8 +76,10 @@ def hand_over(plan: Plan) -> NoReturn:
         os.set_inheritable(handoff.fileno(), True)
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(sys.executable,
-                 [sys.executable, "-m", "dockyard.supervisor", str(handoff.fileno())])
+        # The command that started the server follows, unread: `ps` and `pkill -f "dockyard
+        # serve"` still find the process by it.
+        os.execv(sys.executable, [sys.executable, "-m", "dockyard.supervisor",
+                                  str(handoff.fileno()), "dockyard", *sys.argv[1:]])
 
 
 def configured_log_level(config_path: str | None) -> str | None:
