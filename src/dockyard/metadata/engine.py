@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import fcntl
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -25,6 +26,9 @@ from dockyard.metadata.postgres import PostgresOptions, postgres_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 INLINE_WRITE_BUSY_TIMEOUT_MS = 2_000
+
+T = TypeVar("T")
+WriteBody = Callable[[AsyncConnection], Coroutine[Any, Any, T]]
 
 
 async def _flock(fd: int) -> None:
@@ -63,6 +67,16 @@ class _InlineConnection:
         return self._connection.scalars(statement, parameters)
 
 
+def _complete(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends to its end, outside any event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as finished:
+        return cast(T, finished.value)
+    coroutine.close()
+    raise RuntimeError("a write transaction run in the writer thread tried to suspend")
+
+
 class WriterGate:
     """SQLite writers of all processes take turns through an flock beside the database.
 
@@ -75,6 +89,7 @@ class WriterGate:
         self._path = path
         self._fd: int | None = None
         self._turn: asyncio.Lock | None = None
+        self._thread: ThreadPoolExecutor | None = None
 
     def _descriptor(self) -> int:
         if self._fd is None:
@@ -93,7 +108,41 @@ class WriterGate:
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
 
+    async def run(self, work: Callable[[], T]) -> T:
+        """Run `work` in this process's writer thread, which holds the flock only meanwhile.
+
+        Waiting for the lock in a thread and then for the event loop to use it kept the lock
+        held and idle while the loop served other requests; here the thread that gets the
+        lock uses it at once. Cancelling the caller does not stop `work`: this process's next
+        writer waits for it.
+        """
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="dockyard-sqlite-writer")
+        await self._turn.acquire()
+        try:
+            future = asyncio.get_running_loop().run_in_executor(
+                self._thread, self._locked, work)
+        except BaseException:
+            self._turn.release()
+            raise
+        turn = self._turn
+        future.add_done_callback(lambda _: turn.release())
+        return await asyncio.shield(future)
+
+    def _locked(self, work: Callable[[], T]) -> T:
+        fd = self._descriptor()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            return work()
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
     def close(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown()
+            self._thread = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -125,6 +174,21 @@ class Engines:
         async with self.write_gate.hold():
             with self.inline_write.begin() as sync_connection:
                 yield cast(AsyncConnection, _InlineConnection(sync_connection))
+
+    async def run_write(self, body: WriteBody[T]) -> T:
+        """`body` as one write transaction. On SQLite it runs whole in the writer thread
+        (see WriterGate.run), so `body` must await nothing but its connection's calls,
+        which never suspend there."""
+        gate, inline = self.write_gate, self.inline_write
+        if gate is None or inline is None:
+            async with self.begin_write() as connection:
+                return await body(connection)
+
+        def transaction() -> T:
+            with inline.begin() as sync_connection:
+                return _complete(body(cast(AsyncConnection, _InlineConnection(sync_connection))))
+
+        return await gate.run(transaction)
 
     async def dispose(self) -> None:
         await self.read.dispose()
@@ -172,7 +236,9 @@ def _sqlite_inline_engine(url: str, echo: bool, begin: str | None = None) -> Eng
         engine = create_engine(sync_url, echo=echo, pool_reset_on_return=None)
         _configure_sqlite(engine, None)
         return engine
-    engine = create_engine(sync_url, echo=echo, pool_size=1, max_overflow=0)
+    # One connection, used by the event loop or the writer thread, one at a time (the gate).
+    engine = create_engine(sync_url, echo=echo, pool_size=1, max_overflow=0,
+                           connect_args={"check_same_thread": False})
     # Behind the gate a writer waits only for a process that bypasses it (a migration):
     # a short timeout keeps the event loop from stalling on one.
     _configure_sqlite(engine, begin, INLINE_WRITE_BUSY_TIMEOUT_MS)

@@ -314,7 +314,8 @@ class MetadataStore:
     async def put_manifest(self, repository: str, write: ManifestWrite,
                            events: Sequence[EventRow] = ()) -> None:
         """Store a manifest, its references and its tags, or nothing (MissingReferences)."""
-        async with self._engines.begin_write() as connection:
+
+        async def transaction(connection: AsyncConnection) -> None:
             repository_id = await self._ensure_repository(connection, repository)
             await self._share_blob_rows(connection, write.blob_digests)
             missing = MissingReferences(
@@ -328,6 +329,8 @@ class MetadataStore:
             manifest_id = await self._insert_manifest(connection, repository_id, write)
             await self._move_tags(connection, repository_id, manifest_id, write.tags)
             await append_events(connection, events)
+
+        await self._engines.run_write(transaction)
 
     async def _share_blob_rows(self, connection: AsyncConnection,
                                digests: Sequence[str]) -> None:
