@@ -88,18 +88,24 @@ def dockyard(python: str, workers: int | None = None) -> TargetSpec:
 # ---------------------------------------------------------------- /proc accounting
 
 
+def _stat_fields(pid: int | str) -> list[bytes] | None:
+    """/proc/<pid>/stat after the command name (field 3 on, 1-based), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    return stat[stat.rfind(b")") + 2 :].split()
+
+
 def _children_map() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        fields = _stat_fields(entry.name)
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
     return children
 
 
@@ -147,12 +153,9 @@ def tree_cpu_seconds(root: int) -> float:
     """User+system CPU of a process tree, including children it has already reaped."""
     ticks = 0
     for pid in process_tree(root):
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
+        fields = _stat_fields(pid)
+        if fields is None:
             continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
         # utime, stime, cutime, cstime are fields 14-17 of stat (1-based), 11-14 here.
         ticks += sum(int(value) for value in fields[11:15])
     return ticks / CLOCK_TICKS

@@ -96,11 +96,15 @@ class WriterGate:
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         return self._fd
 
-    @contextlib.asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
+    def _queue(self) -> asyncio.Lock:
+        """One flock per open file: this process's writers queue here for it."""
         if self._turn is None:
             self._turn = asyncio.Lock()
-        async with self._turn:  # one flock per open file: this process's writers queue here
+        return self._turn
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        async with self._queue():
             fd = self._descriptor()
             await _flock(fd)
             try:
@@ -116,18 +120,16 @@ class WriterGate:
         lock uses it at once. Cancelling the caller does not stop `work`: this process's next
         writer waits for it.
         """
-        if self._turn is None:
-            self._turn = asyncio.Lock()
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="dockyard-sqlite-writer")
-        await self._turn.acquire()
+        turn = self._queue()
+        await turn.acquire()
         try:
             future = asyncio.get_running_loop().run_in_executor(
                 self._thread, self._locked, work)
         except BaseException:
-            self._turn.release()
+            turn.release()
             raise
-        turn = self._turn
         future.add_done_callback(lambda _: turn.release())
         return await asyncio.shield(future)
 

@@ -148,10 +148,6 @@ class MetadataStore:
             memo.store(key, version, rows)
         return rows
 
-    async def _scalar(self, query: Any, params: dict[str, Any] | None = None) -> Any:
-        rows = await self._rows(query, params)
-        return rows[0][0] if rows else None
-
     # -- repositories -------------------------------------------------------------------------
 
     async def _ensure_repository(self, connection: AsyncConnection, name: str) -> int:
@@ -165,7 +161,7 @@ class MetadataStore:
         return int(found)
 
     async def repository_exists(self, name: str) -> bool:
-        return await self._scalar(_REPOSITORY_BY_NAME, {"name": name}) is not None
+        return bool(await self._hot_rows(_REPOSITORY_BY_NAME, {"name": name}))
 
     async def list_repositories(self, last: str | None, limit: int) -> list[str]:
         query = _REPOSITORY_PAGE if last is None else _REPOSITORY_PAGE_AFTER

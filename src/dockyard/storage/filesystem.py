@@ -104,7 +104,7 @@ class FilesystemBlobStore(BlobStore):
             raise
 
     async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
-        path = self._uploads / upload_id
+        path = Path(self._upload_file(upload_id))
         if not path.exists():
             raise UploadMissing(upload_id)
         async for chunk in _read_file(path, 0, None):
