@@ -72,7 +72,8 @@ def test_spans_for_requests_storage_and_database(serve: Callable[..., ObservedRe
         "traceparent": f"00-{trace_id}-{parent}-01"})
     assert pulled.status_code == 200
 
-    wait_for(lambda: collector.named("GET manifests") and collector.named("storage.commit_upload"),
+    committed = "storage.append_and_commit"  # a blob pushed whole is committed in this call
+    wait_for(lambda: collector.named("GET manifests") and collector.named(committed),
              timeout=15, message="spans to be exported")
     (pull,) = collector.named("GET manifests")
     assert pull.trace_id.hex() == trace_id  # the caller's trace continues
@@ -85,7 +86,7 @@ def test_spans_for_requests_storage_and_database(serve: Callable[..., ObservedRe
     assert lookups, "the database call is a child of the request's span"
     (upload,) = [span for span in collector.named("PUT uploads")
                  if any(child.parent_span_id == span.span_id
-                        for child in collector.named("storage.commit_upload"))][:1]
+                        for child in collector.named(committed))][:1]
     assert upload.kind == 2  # SPAN_KIND_SERVER
     client.close()
 

@@ -50,13 +50,13 @@ def test_every_sink_sees_every_chunk_in_order_then_finish_runs(pieces: int) -> N
         done: list[int] = []
 
         def finish() -> str:
-            done.append(len(first.seen))
+            done.append((len(first.seen), len(second.seen)))
             return "finished"
 
         result = await fan_out(_body(pieces), [first, second], finish, **SIZES)
         assert result == "finished"
         assert first.seen == second.seen == _expected(pieces)
-        assert done == [pieces]  # after the first sink saw everything
+        assert done == [(pieces, pieces)]  # after every sink saw everything
         assert threading.get_ident() not in first.threads | second.threads
 
     asyncio.run(scenario())

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 import pytest
 
-from dockyard.oci.digest import Digest
+from dockyard.oci.digest import Digest, Hasher
 from dockyard.storage.base import UploadMissing
 from dockyard.storage.filesystem import FilesystemBlobStore
 
@@ -143,5 +143,63 @@ def test_cancelled_large_append_is_cut_back(tmp_path: Path) -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
         assert await store.upload_size("u6") == 0
+
+    asyncio.run(scenario())
+
+
+def _commit_if(seen: Hasher, digest: Digest) -> Callable[[], Digest | None]:
+    return lambda: digest if seen.hexdigest() == digest.hex else None
+
+
+@pytest.mark.parametrize("size", [11, 3 * 1024 * 1024 + 5])  # in one thread hop; in threads
+def test_append_and_commit_places_a_body_that_hashes_to_its_digest(tmp_path: Path,
+                                                                   size: int) -> None:
+    data = os.urandom(size)
+    digest = Digest.of(data)
+
+    async def scenario() -> None:
+        store = FilesystemBlobStore(tmp_path)
+        await store.create_upload("whole")
+        seen = hashlib.sha256()
+        parts = [data[i:i + 65536] for i in range(0, size, 65536)]
+        assert await store.append_and_commit("whole", 0, _chunks(parts), seen.update,
+                                             _commit_if(seen, digest)) == (size, True)
+        assert await store.stat(digest) == size
+        assert await _collect(store.read(digest)) == data
+        with pytest.raises(UploadMissing):
+            await store.upload_size("whole")
+
+    asyncio.run(scenario())
+
+
+def test_append_and_commit_leaves_a_mismatch_staged(tmp_path: Path) -> None:
+    claimed = Digest.of(b"something else")
+
+    async def scenario() -> None:
+        store = FilesystemBlobStore(tmp_path)
+        await store.create_upload("wrong")
+        seen = hashlib.sha256()
+        assert await store.append_and_commit("wrong", 0, _chunks([b"abc"]), seen.update,
+                                             _commit_if(seen, claimed)) == (3, False)
+        assert await store.stat(claimed) is None
+        assert await _collect(store.read_upload("wrong")) == b"abc"
+
+    asyncio.run(scenario())
+
+
+def test_append_and_commit_keeps_a_blob_already_stored(tmp_path: Path) -> None:
+    digest = Digest.of(b"abc")
+
+    async def scenario() -> None:
+        store = FilesystemBlobStore(tmp_path)
+        await store.create_upload("first")
+        await store.append_upload("first", 0, _chunks([b"abc"]))
+        await store.commit_upload("first", digest)
+        await store.create_upload("again")
+        seen = hashlib.sha256()
+        assert await store.append_and_commit("again", 0, _chunks([b"abc"]), seen.update,
+                                             _commit_if(seen, digest)) == (3, False)
+        assert await store.upload_size("again") == 3  # still staged: the caller drops it
+        assert await store.stat(digest) == 3
 
     asyncio.run(scenario())

@@ -14,7 +14,7 @@ from dockyard.oci.digest import Digest
 from dockyard.storage.base import UploadMissing
 from dockyard.storage.s3 import S3BlobStore, S3Options
 from tests.backends import S3_BUCKET, S3_CHUNK_SIZE, S3_KEYS, Services
-from tests.storage.test_filesystem import _chunks, _collect
+from tests.storage.test_filesystem import _chunks, _collect, _commit_if
 
 Scenario = Callable[[Callable[[], S3BlobStore]], Awaitable[None]]
 
@@ -158,5 +158,28 @@ def test_list_and_delete_many(services: Services) -> None:
         freed = await node.delete_many([Digest.of(blobs[0]), Digest.of(blobs[1])])
         assert freed == len(blobs[0]) + len(blobs[1])
         assert [blob.digest async for blob in node.list_blobs()] == [Digest.of(blobs[2])]
+
+    run(services, scenario)
+
+
+def test_append_and_commit_places_only_a_matching_new_blob(services: Services) -> None:
+    data = secrets.token_bytes(4096)
+    digest = Digest.of(data)
+
+    async def scenario(store: Callable[[], S3BlobStore]) -> None:
+        node = store()
+        for upload_id, claimed, placed in (("w1", Digest.of(b"other"), False),
+                                           ("w2", digest, True), ("w3", digest, False)):
+            await node.create_upload(upload_id)
+            seen = hashlib.sha256()
+            assert await node.append_and_commit(
+                upload_id, 0, _chunks([data]), seen.update,
+                _commit_if(seen, claimed)) == (len(data), placed)
+            if placed:
+                with pytest.raises(UploadMissing):
+                    await node.upload_size(upload_id)
+            else:  # a mismatch, or a blob already stored: still staged for the caller
+                assert await node.upload_size(upload_id) == len(data)
+        assert await _collect(node.read(digest)) == data
 
     run(services, scenario)

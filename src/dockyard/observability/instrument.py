@@ -128,7 +128,8 @@ class _Proxy:
 def instrument_blob_store(store: T, driver: str, tracer: Tracer | None = None) -> T:
     observer = _Observer(metrics.STORAGE_DURATION, metrics.STORAGE_ERRORS, (driver,),
                          "storage", tracer,
-                         {"append_upload": metrics.UPLOADS_IN_PROGRESS})  # receiving data
+                         {"append_upload": metrics.UPLOADS_IN_PROGRESS,  # receiving data
+                          "append_and_commit": metrics.UPLOADS_IN_PROGRESS})
     return cast(T, _Proxy(store, observer))
 
 

@@ -143,13 +143,18 @@ class Uploads:
 
     async def append(self, repository: str, upload_id: str, chunk: Chunk) -> UploadState:
         state, record = await self._session(repository, upload_id)
-        state = await self._write(state, chunk)
+        state, _committed = await self._write(state, chunk)
         if _refreshed_before(record, TOUCH_INTERVAL):
             await self._metadata.touch_upload(upload_id)
         return state
 
-    async def _write(self, state: UploadState, chunk: Chunk) -> UploadState:
-        """Stream `chunk` onto the session's staged bytes, hashing as it goes."""
+    async def _write(self, state: UploadState, chunk: Chunk, commit_as: Digest | None = None
+                     ) -> tuple[UploadState, bool]:
+        """Stream `chunk` onto the session's staged bytes, hashing as it goes.
+
+        With `commit_as`, the bytes also become that blob if they hash to it and it is not
+        stored yet; the second value says whether they did.
+        """
         upload_id = state.id
         if chunk.range_malformed:
             raise UploadOutOfOrder(upload_id, state.size, "malformed Content-Range")
@@ -163,15 +168,22 @@ class Uploads:
                                        "Content-Range does not match Content-Length")
         hasher = self._hashes.at(upload_id, state.size)
         body = _exactly(chunk.body, chunk.expected_length)
+        committed = False
         try:
-            size = await self._store.append_upload(
-                upload_id, state.size, body, hasher.update if hasher is not None else None
-            )
+            if hasher is None:
+                size = await self._store.append_upload(upload_id, state.size, body)
+            elif commit_as is None or commit_as.algorithm != CANONICAL_ALGORITHM:
+                size = await self._store.append_upload(upload_id, state.size, body,
+                                                       hasher.update)
+            else:
+                size, committed = await self._store.append_and_commit(
+                    upload_id, state.size, body, hasher.update,
+                    lambda: commit_as if hasher.hexdigest() == commit_as.hex else None)
         except UploadMissing as exc:
             raise BlobUploadUnknown(detail={"uuid": upload_id}) from exc
         if hasher is not None:
             self._hashes.keep(upload_id, size, hasher)
-        return UploadState(upload_id, state.repository, size)
+        return UploadState(upload_id, state.repository, size), committed
 
     async def complete(self, repository: str, upload_id: str, digests: list[Digest],
                        last_chunk: Chunk | None, context: EventContext | None = None) -> Digest:
@@ -183,10 +195,14 @@ class Uploads:
                         last_chunk: Chunk | None, context: EventContext | None) -> Digest:
         # The last chunk does not refresh the session (as `append` does against purging): the
         # session ends in this request, and ending it is what notices a purge (UploadGone).
-        if last_chunk is not None:
-            state = await self._write(state, last_chunk)
-        repository, upload_id = state.repository, state.id
         canonical = digests[0]
+        # A body that is the whole blob, hashed on the way in, goes into place in the same
+        # step as it is written (one thread hop fewer on a filesystem).
+        renamed = False
+        if last_chunk is not None:
+            state, renamed = await self._write(
+                state, last_chunk, canonical if len(digests) == 1 else None)
+        repository, upload_id = state.repository, state.id
         for digest in digests:
             actual = await self._digest_of(upload_id, digest.algorithm, state.size)
             if actual != digest:
@@ -195,8 +211,7 @@ class Uploads:
         # Usually the bytes go into place before the metadata transaction, so no fsync runs
         # under its lock. `place_bytes` re-checks them under the blob row's lock, the moment GC
         # can no longer delete them (registry/gc.py), and writes the staged copy if GC won.
-        renamed = False
-        if await self._store.stat(canonical) is None:
+        if not renamed and await self._store.stat(canonical) is None:
             await self._store.commit_upload(upload_id, canonical)
             renamed = True
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from dockyard.oci.digest import Digest
 
 ChunkObserver = Callable[[bytes], None]
+CommitCheck = Callable[[], Digest | None]
+"""Asked once an append is written and observed: the digest to commit the upload as, if any."""
 DELETE_CONCURRENCY = 16
 
 
@@ -97,6 +99,23 @@ class BlobStore(ABC):
         of its own while the chunks are being written. If writing or reading fails midway, the
         upload is cut back to `offset` so a failed request changes nothing.
         """
+
+    async def append_and_commit(self, upload_id: str, offset: int,
+                                chunks: AsyncIterable[bytes], observe: ChunkObserver,
+                                commit: CommitCheck) -> tuple[int, bool]:
+        """`append_upload`, then `commit_upload` as the digest `commit()` names, if it names
+        one and that blob is not stored yet. Returns the staged size and whether the bytes
+        were committed; if not, the upload is still staged.
+
+        A monolithic push ends this way. Drivers may do it in one step: on a filesystem the
+        write, the flush and the rename share one thread hop.
+        """
+        size = await self.append_upload(upload_id, offset, chunks, observe)
+        digest = commit()
+        if digest is None or await self.stat(digest) is not None:
+            return size, False
+        await self.commit_upload(upload_id, digest)
+        return size, True
 
     @abstractmethod
     def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:

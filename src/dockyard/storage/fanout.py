@@ -17,7 +17,7 @@ import contextlib
 import threading
 from collections.abc import AsyncIterable, Callable, Sequence
 from queue import SimpleQueue
-from typing import Any, Generic, TypeVar, cast
+from typing import TypeVar
 
 SMALL_BODY = 1 << 20
 HANDOFF = 1 << 20
@@ -29,18 +29,15 @@ Result = TypeVar("Result")
 Sink = Callable[[bytes], None]
 
 
-class _Consumer(Generic[Result]):
-    """A thread applying one sink to every chunk in order, then `then` if given.
+class _Consumer:
+    """A thread applying one sink to every chunk in order.
 
     After the sink fails the thread keeps taking chunks (and drops them) so the reading side
     never waits on it forever; the error is raised by the reading side.
     """
 
-    def __init__(self, sink: Sink, loop: asyncio.AbstractEventLoop, limit: int,
-                 then: Callable[[], Result] | None = None) -> None:
+    def __init__(self, sink: Sink, loop: asyncio.AbstractEventLoop, limit: int) -> None:
         self._sink = sink
-        self._then = then
-        self.result: Result | None = None
         self._loop = loop
         self._limit = limit
         self._queue: SimpleQueue[tuple[list[bytes], int] | None] = SimpleQueue()
@@ -65,7 +62,7 @@ class _Consumer(Generic[Result]):
         return waiter
 
     def close(self, whole: bool) -> None:
-        """No more chunks; unless the body came `whole`, skip what is queued and `then`."""
+        """No more chunks; unless the body came `whole`, skip what is queued."""
         self._abandoned = not whole
         self._queue.put(None)
 
@@ -80,11 +77,6 @@ class _Consumer(Generic[Result]):
                     except BaseException as exc:  # re-raised on the reading side
                         self.error = exc
                 self._consumed(size)
-            if self._then is not None and self.error is None and not self._abandoned:
-                try:
-                    self.result = self._then()
-                except BaseException as exc:
-                    self.error = exc
         finally:
             self._wake(self.stopped)
 
@@ -120,10 +112,11 @@ async def fan_out(chunks: AsyncIterable[bytes], sinks: Sequence[Sink],
                   handoff: int = HANDOFF, limit: int = LIMIT) -> Result:
     """Give every chunk to every sink, in order; all off the loop. Returns `finish()`.
 
-    Each sink runs in one thread, so it needs no locking. `finish` runs once the first sink
-    has seen every chunk, in its thread, while the others may still be busy. Whatever
-    happens (the body failing midway, a sink failing, this task being cancelled), no thread
-    uses the sinks any more when this returns or raises: the caller may cut the file back.
+    Each sink runs in one thread, so it needs no locking. `finish` runs in a thread once every
+    sink has seen every chunk (for a small body, in the same thread hop as the sinks: a hop
+    costs more than hashing a small body). Whatever happens (the body failing midway, a sink
+    failing, this task being cancelled), no thread uses the sinks or `finish` any more when
+    this returns or raises: the caller may cut the file back.
     """
     loop = asyncio.get_running_loop()
     body = aiter(chunks)
@@ -135,12 +128,11 @@ async def fan_out(chunks: AsyncIterable[bytes], sinks: Sequence[Sink],
         if size > small:
             break
     else:
-        return await loop.run_in_executor(None, _in_turn, sinks, head, finish)
-    consumers: list[_Consumer[Any]] = []
+        return await _finished(loop.run_in_executor(None, _in_turn, sinks, head, finish))
+    consumers: list[_Consumer] = []
     whole = False
     try:
-        consumers.append(_Consumer(sinks[0], loop, limit, finish))
-        consumers += [_Consumer(sink, loop, limit) for sink in sinks[1:]]
+        consumers += [_Consumer(sink, loop, limit) for sink in sinks]
         await _give(consumers, head, size)
         batch: list[bytes] = []
         size = 0
@@ -159,10 +151,10 @@ async def fan_out(chunks: AsyncIterable[bytes], sinks: Sequence[Sink],
     for consumer in consumers:
         if consumer.error is not None:
             raise consumer.error
-    return cast(Result, consumers[0].result)
+    return await _finished(loop.run_in_executor(None, finish))
 
 
-async def _give(consumers: list[_Consumer[Any]], batch: list[bytes], size: int) -> None:
+async def _give(consumers: list[_Consumer], batch: list[bytes], size: int) -> None:
     for consumer in consumers:
         if consumer.error is not None:
             raise consumer.error
@@ -171,13 +163,23 @@ async def _give(consumers: list[_Consumer[Any]], batch: list[bytes], size: int) 
             await caught_up
 
 
-async def _stopped(consumers: list[_Consumer[Any]]) -> None:
+async def _stopped(consumers: list[_Consumer]) -> None:
     """Wait until every thread has stopped, even while this task is being cancelled."""
-    stopped = [consumer.stopped for consumer in consumers]
+    await _settled([consumer.stopped for consumer in consumers])
+
+
+async def _finished(job: asyncio.Future[Result]) -> Result:
+    """The job's result, waiting for it to end even if this task is cancelled meanwhile."""
+    await _settled([job])
+    return job.result()
+
+
+async def _settled(futures: list[asyncio.Future[Result]]) -> None:
+    """Wait until every future is done, even while this task is being cancelled."""
     interrupted = False
-    while not all(future.done() for future in stopped):
+    while not all(future.done() for future in futures):
         try:
-            await asyncio.wait(stopped)
+            await asyncio.wait(futures)
         except asyncio.CancelledError:
             interrupted = True
     if interrupted:

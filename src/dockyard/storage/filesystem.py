@@ -15,7 +15,13 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
 
 from dockyard.oci.digest import Digest, InvalidDigest
-from dockyard.storage.base import BlobStore, ChunkObserver, StoredBlob, UploadMissing
+from dockyard.storage.base import (
+    BlobStore,
+    ChunkObserver,
+    CommitCheck,
+    StoredBlob,
+    UploadMissing,
+)
 from dockyard.storage.direct import StagingWriter
 from dockyard.storage.fanout import fan_out
 
@@ -92,13 +98,37 @@ class FilesystemBlobStore(BlobStore):
 
     async def append_upload(self, upload_id: str, offset: int, chunks: AsyncIterable[bytes],
                             observe: ChunkObserver | None = None) -> int:
+        size, _committed = await self._append(upload_id, offset, chunks, observe, None)
+        return size
+
+    async def append_and_commit(self, upload_id: str, offset: int,
+                                chunks: AsyncIterable[bytes], observe: ChunkObserver,
+                                commit: CommitCheck) -> tuple[int, bool]:
+        return await self._append(upload_id, offset, chunks, observe, commit)
+
+    async def _append(self, upload_id: str, offset: int, chunks: AsyncIterable[bytes],
+                      observe: ChunkObserver | None, commit: CommitCheck | None
+                      ) -> tuple[int, bool]:
+        source = self._upload_file(upload_id)
         try:
-            writer = StagingWriter(self._upload_file(upload_id), offset)
+            writer = StagingWriter(source, offset)
         except FileNotFoundError as exc:
             raise UploadMissing(upload_id) from exc
         sinks = [writer.write] if observe is None else [writer.write, observe]
+
+        def finish() -> tuple[int, bool]:
+            size = writer.finish()
+            digest = commit() if commit is not None else None
+            if digest is None:
+                return size, False
+            target = self._blob_file(digest)
+            if os.path.exists(target):
+                return size, False
+            _durable_rename(source, target)
+            return size, True
+
         try:
-            return await fan_out(chunks, sinks, writer.finish)
+            return await fan_out(chunks, sinks, finish)
         except BaseException:
             writer.abandon()
             raise
