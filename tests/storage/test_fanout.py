@@ -49,14 +49,18 @@ def test_every_sink_sees_every_chunk_in_order_then_finish_runs(pieces: int) -> N
         first, second = _Recorder(), _Recorder()
         done: list[int] = []
 
+        after: list[tuple[int, int]] = []
+
         def finish() -> str:
-            done.append((len(first.seen), len(second.seen)))
+            done.append(len(first.seen))
             return "finished"
 
-        result = await fan_out(_body(pieces), [first, second], finish, **SIZES)
+        result = await fan_out(_body(pieces), [first, second], finish,
+                               lambda: after.append((len(done), len(second.seen))), **SIZES)
         assert result == "finished"
         assert first.seen == second.seen == _expected(pieces)
-        assert done == [(pieces, pieces)]  # after every sink saw everything
+        assert done == [pieces]  # after the first sink saw everything
+        assert after == [(1, pieces)]  # after finish, and after every sink saw everything
         assert threading.get_ident() not in first.threads | second.threads
 
     asyncio.run(scenario())
@@ -102,7 +106,7 @@ def test_a_failing_body_stops_the_threads_and_skips_finish() -> None:
         finished: list[bool] = []
         with pytest.raises(ConnectionResetError):
             await fan_out(_body(40, fail_at=30), [sink], lambda: finished.append(True),
-                          **SIZES)
+                          lambda: finished.append(False), **SIZES)
         seen = len(sink.seen)
         await asyncio.sleep(0.01)
         assert len(sink.seen) == seen <= 30  # nothing runs after fan_out returned
@@ -122,8 +126,8 @@ def test_a_failing_sink_is_reported_and_skips_finish() -> None:
 
         with pytest.raises(OSError, match="No space left"):
             await fan_out(_body(40), [broken, healthy], lambda: finished.append(True),
-                          **SIZES)
-        assert finished == []
+                          lambda: finished.append(False), **SIZES)
+        assert finished == []  # neither finish nor after
 
     asyncio.run(scenario())
 

@@ -17,7 +17,7 @@ import contextlib
 import threading
 from collections.abc import AsyncIterable, Callable, Sequence
 from queue import SimpleQueue
-from typing import TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 SMALL_BODY = 1 << 20
 HANDOFF = 1 << 20
@@ -29,15 +29,45 @@ Result = TypeVar("Result")
 Sink = Callable[[bytes], None]
 
 
-class _Consumer:
-    """A thread applying one sink to every chunk in order.
+class _LastOut:
+    """Runs `after` in the thread of whichever consumer ends last, if every one succeeded.
+
+    That spares a hop to another thread after the last byte, which the answer waits on.
+    """
+
+    def __init__(self, consumers: int, after: Callable[[], None] | None) -> None:
+        self._left = consumers
+        self._failed = False
+        self._lock = threading.Lock()
+        self._after = after
+        self.error: BaseException | None = None
+
+    def arrive(self, succeeded: bool) -> None:
+        with self._lock:
+            self._left -= 1
+            self._failed |= not succeeded
+            if self._left or self._failed or self._after is None:
+                return
+        try:
+            self._after()
+        except BaseException as exc:  # re-raised on the reading side
+            self.error = exc
+
+
+class _Consumer(Generic[Result]):
+    """A thread applying one sink to every chunk in order, then `then` if given, then
+    arriving at `last_out`.
 
     After the sink fails the thread keeps taking chunks (and drops them) so the reading side
     never waits on it forever; the error is raised by the reading side.
     """
 
-    def __init__(self, sink: Sink, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+    def __init__(self, sink: Sink, loop: asyncio.AbstractEventLoop, limit: int,
+                 last_out: _LastOut, then: Callable[[], Result] | None = None) -> None:
         self._sink = sink
+        self._then = then
+        self._last_out = last_out
+        self.result: Result | None = None
         self._loop = loop
         self._limit = limit
         self._queue: SimpleQueue[tuple[list[bytes], int] | None] = SimpleQueue()
@@ -62,7 +92,7 @@ class _Consumer:
         return waiter
 
     def close(self, whole: bool) -> None:
-        """No more chunks; unless the body came `whole`, skip what is queued."""
+        """No more chunks; unless the body came `whole`, skip what is queued and `then`."""
         self._abandoned = not whole
         self._queue.put(None)
 
@@ -77,6 +107,12 @@ class _Consumer:
                     except BaseException as exc:  # re-raised on the reading side
                         self.error = exc
                 self._consumed(size)
+            if self._then is not None and self.error is None and not self._abandoned:
+                try:
+                    self.result = self._then()
+                except BaseException as exc:
+                    self.error = exc
+            self._last_out.arrive(self.error is None and not self._abandoned)
         finally:
             self._wake(self.stopped)
 
@@ -99,24 +135,30 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _in_turn(sinks: Sequence[Sink], chunks: list[bytes], finish: Callable[[], Result]
-             ) -> Result:
+def _in_turn(sinks: Sequence[Sink], chunks: list[bytes], finish: Callable[[], Result],
+             after: Callable[[], None] | None) -> Result:
     for sink in sinks:
         for chunk in chunks:
             sink(chunk)
-    return finish()
+    result = finish()
+    if after is not None:
+        after()
+    return result
 
 
 async def fan_out(chunks: AsyncIterable[bytes], sinks: Sequence[Sink],
-                  finish: Callable[[], Result], small: int = SMALL_BODY,
-                  handoff: int = HANDOFF, limit: int = LIMIT) -> Result:
+                  finish: Callable[[], Result], after: Callable[[], None] | None = None,
+                  small: int = SMALL_BODY, handoff: int = HANDOFF, limit: int = LIMIT
+                  ) -> Result:
     """Give every chunk to every sink, in order; all off the loop. Returns `finish()`.
 
-    Each sink runs in one thread, so it needs no locking. `finish` runs in a thread once every
-    sink has seen every chunk (for a small body, in the same thread hop as the sinks: a hop
-    costs more than hashing a small body). Whatever happens (the body failing midway, a sink
-    failing, this task being cancelled), no thread uses the sinks or `finish` any more when
-    this returns or raises: the caller may cut the file back.
+    Each sink runs in one thread, so it needs no locking. `finish` runs once the first sink
+    has seen every chunk, in its thread, while the others may still be busy; `after` runs
+    once every sink has seen every chunk and `finish` returned, in the thread that ended
+    last (for a small body, in the same thread hop as the rest: a hop costs more than
+    hashing a small body). Whatever happens (the body failing midway, a sink failing, this
+    task being cancelled), no thread uses the sinks, `finish` or `after` any more when this
+    returns or raises: the caller may cut the file back.
     """
     loop = asyncio.get_running_loop()
     body = aiter(chunks)
@@ -128,11 +170,13 @@ async def fan_out(chunks: AsyncIterable[bytes], sinks: Sequence[Sink],
         if size > small:
             break
     else:
-        return await _finished(loop.run_in_executor(None, _in_turn, sinks, head, finish))
-    consumers: list[_Consumer] = []
+        return await _finished(loop.run_in_executor(None, _in_turn, sinks, head, finish, after))
+    consumers: list[_Consumer[Any]] = []
+    last_out = _LastOut(len(sinks), after)
     whole = False
     try:
-        consumers += [_Consumer(sink, loop, limit) for sink in sinks]
+        consumers.append(_Consumer(sinks[0], loop, limit, last_out, finish))
+        consumers += [_Consumer(sink, loop, limit, last_out) for sink in sinks[1:]]
         await _give(consumers, head, size)
         batch: list[bytes] = []
         size = 0
@@ -151,10 +195,12 @@ async def fan_out(chunks: AsyncIterable[bytes], sinks: Sequence[Sink],
     for consumer in consumers:
         if consumer.error is not None:
             raise consumer.error
-    return await _finished(loop.run_in_executor(None, finish))
+    if last_out.error is not None:
+        raise last_out.error
+    return cast(Result, consumers[0].result)
 
 
-async def _give(consumers: list[_Consumer], batch: list[bytes], size: int) -> None:
+async def _give(consumers: list[_Consumer[Any]], batch: list[bytes], size: int) -> None:
     for consumer in consumers:
         if consumer.error is not None:
             raise consumer.error
@@ -163,7 +209,7 @@ async def _give(consumers: list[_Consumer], batch: list[bytes], size: int) -> No
             await caught_up
 
 
-async def _stopped(consumers: list[_Consumer]) -> None:
+async def _stopped(consumers: list[_Consumer[Any]]) -> None:
     """Wait until every thread has stopped, even while this task is being cancelled."""
     await _settled([consumer.stopped for consumer in consumers])
 

@@ -115,23 +115,23 @@ class FilesystemBlobStore(BlobStore):
         except FileNotFoundError as exc:
             raise UploadMissing(upload_id) from exc
         sinks = [writer.write] if observe is None else [writer.write, observe]
+        committed = False
 
-        def finish() -> tuple[int, bool]:
-            size = writer.finish()
+        def place() -> None:
+            nonlocal committed
             digest = commit() if commit is not None else None
-            if digest is None:
-                return size, False
-            target = self._blob_file(digest)
-            if os.path.exists(target):
-                return size, False
-            _durable_rename(source, target)
-            return size, True
+            target = self._blob_file(digest) if digest is not None else None
+            if target is not None and not os.path.exists(target):
+                _durable_rename(source, target)
+                committed = True
 
         try:
-            return await fan_out(chunks, sinks, finish)
+            size = await fan_out(chunks, sinks, writer.finish,
+                                 place if commit is not None else None)
         except BaseException:
             writer.abandon()
             raise
+        return size, committed
 
     async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
         path = Path(self._upload_file(upload_id))
