@@ -461,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"scratch directory {workdir}")
     try:
         big = BlobSource(BIG_SIZE)
-        small = BlobSource(SMALL_SIZE * SMALL_COUNT)
+        small = BlobSource(SMALL_SIZE * SMALL_COUNT * metrics.SMALL_UPLOAD_BATCHES)
         ceiling_file = workdir / "sendfile.bin"
         ceiling_file.write_bytes(big.data)
         sendfile = SendfileServer(ceiling_file)
