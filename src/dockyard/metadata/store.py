@@ -176,13 +176,17 @@ class MetadataStore:
 
     async def _link_blob(self, connection: AsyncConnection, repository: str, digest: str,
                          size: int) -> None:
-        repository_id = await self._ensure_repository(connection, repository)
-        now = _now()
         await connection.execute(_ADD_BLOB.on(connection),
-                                 {"digest": digest, "size": size, "created_at": now})
+                                 {"digest": digest, "size": size, "created_at": _now()})
+        await self._link_claimed_blob(connection, repository, digest)
+
+    async def _link_claimed_blob(self, connection: AsyncConnection, repository: str,
+                                 digest: str) -> None:
+        """Link a blob whose row this transaction already inserted or locked."""
+        repository_id = await self._ensure_repository(connection, repository)
         await connection.execute(_LINK_BLOB.on(connection),
                                  {"repository_id": repository_id, "digest": digest,
-                                  "created_at": now})
+                                  "created_at": _now()})
 
     async def link_blob(self, repository: str, digest: str, size: int) -> None:
         async with self._engines.begin_write() as connection:
@@ -265,7 +269,7 @@ class MetadataStore:
             await self._claim_blob(connection, digest, size)
             if place_bytes is not None:
                 await place_bytes()
-            await self._link_blob(connection, repository, digest, size)
+            await self._link_claimed_blob(connection, repository, digest)
             await append_events(connection, events)
 
     async def _claim_blob(self, connection: AsyncConnection, digest: str, size: int) -> None:
