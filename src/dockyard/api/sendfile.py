@@ -1,4 +1,4 @@
-"""File responses whose body the kernel copies: `os.sendfile` on the connection's socket.
+"""File responses whose body a worker thread sends: `os.sendfile`, or a copy to loopback peers.
 
 uvloop has no `loop.sendfile`, so aiohttp's FileResponse reads the file into Python and
 writes it through the transport (two copies and a thread hop per piece). Here everything
@@ -18,6 +18,12 @@ Why it is safe:
   a premature disconnect: the connection is closed, never reused half-written.
 - TLS, a transport without a real socket, or all threads busy: aiohttp's copying path.
 
+To a loopback peer (a proxy or a client on the same host) the thread copies through a
+buffer instead (pread, then write): the receiver then copies bytes that were just written,
+still in the CPU's cache, where after sendfile it reads them from page-cache pages. Measured
+with the bench's client on one 2-vCPU machine: 3.4-3.6 GB/s against 2.4 GB/s (and far
+steadier). Over a real network sendfile's zero copy is what counts.
+
 `FileResponse._sendfile` is aiohttp's own seam for exactly this step (its default calls
 `loop.sendfile`); mypy checks this override against the installed aiohttp. Were a later
 aiohttp to drop the seam, this class would quietly be a plain FileResponse again.
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import logging
 import os
 import select
@@ -49,6 +56,9 @@ _CALL_BYTES = 16 << 20
 _POLL_MS = 200
 """How long one wait for a writable socket lasts before the stop flag is checked again."""
 _FLUSH_WAIT_MAX = 0.05
+COPY_BUFFER = 1 << 20
+"""Bytes per pread and write when copying to a loopback peer: 256 KiB reached 3.4 GB/s, 1 MiB
+3.6 (and 1.2x the Go registry in the bench, where 256 KiB was even with it)."""
 
 
 class SendfileResponse(web.FileResponse):
@@ -64,6 +74,7 @@ class SendfileResponse(web.FileResponse):
         descriptors = _duplicate(sock, fobj)
         if descriptors is None:  # out of descriptors: copying still works
             return await super()._sendfile(request, fobj, offset, count)
+        copy = _is_loopback(transport)
         _threads.busy += 1
         try:
             try:
@@ -73,7 +84,7 @@ class SendfileResponse(web.FileResponse):
             except BaseException:
                 _close(descriptors)
                 raise
-            sent = await _threads.send(descriptors, offset, count)
+            sent = await _threads.send(descriptors, offset, count, copy)
         except ConnectionError:
             raise
         except OSError as exc:
@@ -93,13 +104,14 @@ class _Threads:
         self.busy = 0  # changed on the event loop only
         self._pool: ThreadPoolExecutor | None = None
 
-    async def send(self, descriptors: tuple[int, int], offset: int, count: int) -> int:
+    async def send(self, descriptors: tuple[int, int], offset: int, count: int,
+                   copy: bool) -> int:
         """Run `_send` in a thread; the thread owns `descriptors` from here on."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(MAX_THREADS, thread_name_prefix="dockyard-sendfile")
         stop = threading.Event()
         try:
-            work = self._pool.submit(_send, *descriptors, offset, count, stop)
+            work = self._pool.submit(_send, *descriptors, offset, count, stop, copy)
         except BaseException:
             _close(descriptors)
             raise
@@ -146,6 +158,14 @@ def _plain_socket(transport: asyncio.BaseTransport | None) -> socket.socket | No
     return sock  # type: ignore[no-any-return]
 
 
+def _is_loopback(transport: asyncio.BaseTransport) -> bool:
+    peer = transport.get_extra_info("peername")
+    try:
+        return ipaddress.ip_address(peer[0]).is_loopback
+    except (TypeError, IndexError, ValueError):
+        return False
+
+
 async def _flushed(transport: asyncio.Transport) -> None:
     """Wait until the headers (and anything before them) have left the transport."""
     delay = 0.0005
@@ -158,8 +178,28 @@ async def _flushed(transport: asyncio.Transport) -> None:
         raise ConnectionResetError("connection lost before the body")
 
 
+class _BufferedCopy:
+    """Sends a file through a buffer: pread, then write what the socket takes."""
+
+    def __init__(self, file_fd: int, size: int) -> None:
+        self._file_fd = file_fd
+        self._buffer = memoryview(bytearray(size))
+        self._pending = self._buffer[:0]
+        """Read from the file at the caller's offset and not sent yet."""
+
+    def send(self, socket_fd: int, offset: int, end: int) -> int:
+        if not self._pending:
+            read = os.preadv(self._file_fd, [self._buffer[: end - offset]], offset)
+            self._pending = self._buffer[:read]
+            if not read:
+                return 0
+        sent = os.write(socket_fd, self._pending)
+        self._pending = self._pending[sent:]
+        return sent
+
+
 def _send(socket_fd: int, file_fd: int, offset: int, count: int,
-          stop: threading.Event) -> int:
+          stop: threading.Event, copy: bool) -> int:
     """Send `count` bytes of the file from `offset`; runs in a worker thread.
 
     Takes ownership of both descriptors. Raises ConnectionError when the client is gone or
@@ -168,12 +208,17 @@ def _send(socket_fd: int, file_fd: int, offset: int, count: int,
     try:
         poller = select.poll()
         poller.register(socket_fd, select.POLLOUT)
+        copier = _BufferedCopy(file_fd, min(COPY_BUFFER, count)) if copy else None
         end = offset + count
         while offset < end:
             if stop.is_set():
                 raise ConnectionAbortedError("transfer cancelled")
             try:
-                sent = os.sendfile(socket_fd, file_fd, offset, min(end - offset, _CALL_BYTES))
+                if copier is not None:
+                    sent = copier.send(socket_fd, offset, end)
+                else:
+                    sent = os.sendfile(socket_fd, file_fd, offset,
+                                       min(end - offset, _CALL_BYTES))
             except BlockingIOError:
                 events = poller.poll(_POLL_MS)
                 if events and not events[0][1] & select.POLLOUT:
