@@ -16,9 +16,15 @@ from typing import Any
 
 import pytest
 
-from dockyard.api.sendfile import COPY_BUFFER, _is_loopback, _send
+from dockyard.api.sendfile import (
+    COPY_BUFFER,
+    LARGE_BODY,
+    SMALL_COPY_BUFFER,
+    _is_loopback,
+    _send,
+)
 
-SIZE = 3 * COPY_BUFFER + 12345  # several buffers, the last one partial
+SIZE = LARGE_BODY + COPY_BUFFER // 2  # several large buffers, the last one partial
 
 
 @pytest.fixture
@@ -50,7 +56,8 @@ def _receive(receiver: socket.socket, into: list[bytes]) -> threading.Thread:
 
 
 @pytest.mark.parametrize("copy", [False, True], ids=["sendfile", "copy"])
-@pytest.mark.parametrize(("offset", "count"), [(0, SIZE), (1000, SIZE - 2000), (7, 1)])
+@pytest.mark.parametrize(("offset", "count"), [
+    (0, SIZE), (1000, SIZE - 2000), (5, 3 * SMALL_COPY_BUFFER + 7), (7, 1)])
 def test_sends_exactly_the_range(blob: tuple[Path, bytes], pair: tuple[socket.socket, ...],
                                  copy: bool, offset: int, count: int) -> None:
     path, data = blob
