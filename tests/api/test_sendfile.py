@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 
+from dockyard.api import sendfile
 from dockyard.api.sendfile import (
     COPY_BUFFER,
     LARGE_BODY,
     SMALL_COPY_BUFFER,
+    _Buffers,
     _is_loopback,
     _send,
 )
@@ -120,3 +122,29 @@ class _Transport:
 ])
 def test_loopback_peers_are_told_apart(peer: Any, loopback: bool) -> None:
     assert _is_loopback(_Transport(peer)) is loopback  # type: ignore[arg-type]
+
+
+def test_copy_buffers_stay_within_their_budget_and_are_reused() -> None:
+    buffers = _Buffers(budget=3 * SMALL_COPY_BUFFER)
+    taken = [buffers.take(SMALL_COPY_BUFFER) for _ in range(3)]
+    assert all(buffer is not None for buffer in taken)
+    assert buffers.take(SMALL_COPY_BUFFER) is None  # spent: the caller sends with sendfile
+    first = taken[0]
+    assert first is not None
+    buffers.give_back(first)
+    assert buffers.take(SMALL_COPY_BUFFER) is first  # an idle mapping, not a new one
+
+
+def test_a_loopback_transfer_past_the_budget_still_arrives_whole(
+        blob: tuple[Path, bytes], pair: tuple[socket.socket, ...],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sendfile, "_buffers", _Buffers(budget=0))
+    path, data = blob
+    sender, receiver = pair
+    received: list[bytes] = []
+    reader = _receive(receiver, received)
+    assert _send(os.dup(sender.fileno()), os.open(path, os.O_RDONLY), 0, SIZE,
+                 threading.Event(), True) == SIZE
+    sender.close()
+    reader.join(10)
+    assert b"".join(received) == data

@@ -67,6 +67,9 @@ LARGE_BODY = 8 << 20
 IDLE_BUFFERS = 4
 """Copy buffers of each size a process keeps for the next transfer: mapping and unmapping
 one per download cost page faults and, unmapping, a TLB flush on every CPU."""
+COPY_BUDGET = 32 << 20
+"""Copy buffers in use at once per process; past it a loopback download is sent with
+sendfile, so many slow local clients cannot make the process grow by a buffer each."""
 
 
 class SendfileResponse(web.FileResponse):
@@ -193,12 +196,18 @@ class _Buffers:
     kept them all.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, budget: int = COPY_BUDGET) -> None:
         self._lock = threading.Lock()
         self._idle: dict[int, list[mmap.mmap]] = {}
+        self._budget = budget
+        self._in_use = 0
 
-    def take(self, size: int) -> mmap.mmap:
+    def take(self, size: int) -> mmap.mmap | None:
+        """A buffer of `size` bytes, or None while the budget is spent."""
         with self._lock:
+            if self._in_use + size > self._budget:
+                return None
+            self._in_use += size
             idle = self._idle.get(size)
             if idle:
                 return idle.pop()
@@ -206,6 +215,7 @@ class _Buffers:
 
     def give_back(self, buffer: mmap.mmap) -> None:
         with self._lock:
+            self._in_use -= len(buffer)
             idle = self._idle.setdefault(len(buffer), [])
             if len(idle) < IDLE_BUFFERS:
                 idle.append(buffer)
@@ -217,11 +227,12 @@ _buffers = _Buffers()
 
 
 class _BufferedCopy:
-    """Sends a file through a buffer: pread, then write what the socket takes."""
+    """Sends a file through a buffer (taken from `_buffers`): pread, then write what the
+    socket takes."""
 
-    def __init__(self, file_fd: int, count: int) -> None:
+    def __init__(self, file_fd: int, buffer: mmap.mmap) -> None:
         self._file_fd = file_fd
-        self._map = _buffers.take(COPY_BUFFER if count >= LARGE_BODY else SMALL_COPY_BUFFER)
+        self._map = buffer
         self._buffer = memoryview(self._map)
         self._pending = self._buffer[:0]
         """Read from the file at the caller's offset and not sent yet."""
@@ -253,7 +264,9 @@ def _send(socket_fd: int, file_fd: int, offset: int, count: int,
     try:
         poller = select.poll()
         poller.register(socket_fd, select.POLLOUT)
-        copier = _BufferedCopy(file_fd, count) if copy else None
+        buffer = (_buffers.take(COPY_BUFFER if count >= LARGE_BODY else SMALL_COPY_BUFFER)
+                  if copy else None)
+        copier = _BufferedCopy(file_fd, buffer) if buffer is not None else None
         end = offset + count
         while offset < end:
             if stop.is_set():
