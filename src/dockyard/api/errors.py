@@ -80,6 +80,18 @@ def unavailable_response(request: web.Request, exc: Exception) -> web.Response:
     )
 
 
+def storage_full_response(request: web.Request, exc: OSError) -> web.Response:
+    """The disk or a quota is full: 507, and a log line an operator can act on.
+
+    No traceback: nothing is wrong with the request or the code, and a failed write has
+    already been cut back (storage/fanout.py, storage/direct.py).
+    """
+    log.error("%s %s: storage is full: %s", request.method, request.path, exc)
+    return error_response(
+        507, [{"code": "UNKNOWN", "message": "insufficient storage", "detail": None}]
+    )
+
+
 def internal_error(request: web.Request) -> web.Response:
     """A bug: logged with its traceback, answered without one."""
     log.exception("unhandled error on %s %s", request.method, request.path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import time
 import uuid
 
@@ -13,6 +14,7 @@ from dockyard.api.errors import (
     http_error_response,
     internal_error,
     registry_error_response,
+    storage_full_response,
     unavailable_response,
 )
 from dockyard.registry.errors import RegistryError, RegistryErrors
@@ -23,6 +25,7 @@ STARTED = "started"
 REQUEST_ID_HEADER = "X-Request-Id"
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 _MAX_REQUEST_ID = 200
+STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def _request_id(request: web.Request) -> str:
@@ -50,6 +53,10 @@ async def registry_middleware(request: web.Request, handler: Handler) -> web.Str
         return unavailable_response(request, exc)
     except (ConnectionError, TimeoutError):
         raise
+    except OSError as exc:
+        if exc.errno in STORAGE_FULL:
+            return storage_full_response(request, exc)
+        return internal_error(request)
     except Exception:
         return internal_error(request)
 
