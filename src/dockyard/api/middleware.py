@@ -20,8 +20,8 @@ from dockyard.api.errors import (
 from dockyard.registry.errors import RegistryError, RegistryErrors
 from dockyard.unavailable import ServiceUnavailable
 
-REQUEST_ID = "request_id"
-STARTED = "started"
+REQUEST_ID = web.RequestKey("request_id", str)
+STARTED = web.RequestKey("started", float)
 REQUEST_ID_HEADER = "X-Request-Id"
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 _MAX_REQUEST_ID = 200
