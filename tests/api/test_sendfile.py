@@ -21,10 +21,10 @@ from dockyard.api.sendfile import (
     COPY_BUFFER,
     LARGE_BODY,
     SMALL_COPY_BUFFER,
-    _Buffers,
     _is_loopback,
     _send,
 )
+from dockyard.buffers import BufferPool
 
 SIZE = LARGE_BODY + COPY_BUFFER // 2  # several large buffers, the last one partial
 
@@ -124,21 +124,10 @@ def test_loopback_peers_are_told_apart(peer: Any, loopback: bool) -> None:
     assert _is_loopback(_Transport(peer)) is loopback  # type: ignore[arg-type]
 
 
-def test_copy_buffers_stay_within_their_budget_and_are_reused() -> None:
-    buffers = _Buffers(budget=3 * SMALL_COPY_BUFFER)
-    taken = [buffers.take(SMALL_COPY_BUFFER) for _ in range(3)]
-    assert all(buffer is not None for buffer in taken)
-    assert buffers.take(SMALL_COPY_BUFFER) is None  # spent: the caller sends with sendfile
-    first = taken[0]
-    assert first is not None
-    buffers.give_back(first)
-    assert buffers.take(SMALL_COPY_BUFFER) is first  # an idle mapping, not a new one
-
-
 def test_a_loopback_transfer_past_the_budget_still_arrives_whole(
         blob: tuple[Path, bytes], pair: tuple[socket.socket, ...],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sendfile, "_buffers", _Buffers(budget=0))
+    monkeypatch.setattr(sendfile, "_buffers", BufferPool(idle=0, budget=0))
     path, data = blob
     sender, receiver = pair
     received: list[bytes] = []

@@ -47,6 +47,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.web_fileresponse import NOSENDFILE
 
+from dockyard.buffers import BufferPool
+
 log = logging.getLogger("dockyard.api.sendfile")
 
 MAX_THREADS = 256
@@ -65,8 +67,7 @@ SMALL_COPY_BUFFER = 256 << 10
 what the process grows by (16 x 1 MiB showed as 15 MiB more peak RSS in the bench)."""
 LARGE_BODY = 8 << 20
 IDLE_BUFFERS = 4
-"""Copy buffers of each size a process keeps for the next transfer: mapping and unmapping
-one per download cost page faults and, unmapping, a TLB flush on every CPU."""
+"""Copy buffers of each size a process keeps for the next transfer (dockyard/buffers.py)."""
 COPY_BUDGET = 32 << 20
 """Copy buffers in use at once per process; past it a loopback download is sent with
 sendfile, so many slow local clients cannot make the process grow by a buffer each."""
@@ -189,41 +190,7 @@ async def _flushed(transport: asyncio.Transport) -> None:
         raise ConnectionResetError("connection lost before the body")
 
 
-class _Buffers:
-    """Anonymous mappings for copying, a few kept idle per size; used from many threads.
-
-    Not malloc: freed 1 MiB blocks stayed in the sending threads' arenas, and the process
-    kept them all.
-    """
-
-    def __init__(self, budget: int = COPY_BUDGET) -> None:
-        self._lock = threading.Lock()
-        self._idle: dict[int, list[mmap.mmap]] = {}
-        self._budget = budget
-        self._in_use = 0
-
-    def take(self, size: int) -> mmap.mmap | None:
-        """A buffer of `size` bytes, or None while the budget is spent."""
-        with self._lock:
-            if self._in_use + size > self._budget:
-                return None
-            self._in_use += size
-            idle = self._idle.get(size)
-            if idle:
-                return idle.pop()
-        return mmap.mmap(-1, size)
-
-    def give_back(self, buffer: mmap.mmap) -> None:
-        with self._lock:
-            self._in_use -= len(buffer)
-            idle = self._idle.setdefault(len(buffer), [])
-            if len(idle) < IDLE_BUFFERS:
-                idle.append(buffer)
-                return
-        buffer.close()
-
-
-_buffers = _Buffers()
+_buffers = BufferPool(IDLE_BUFFERS, COPY_BUDGET)
 
 
 class _BufferedCopy:

@@ -18,6 +18,8 @@ import mmap
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from dockyard.buffers import BufferPool
+
 StrPath = str | os.PathLike[str]
 
 BLOCK = max(4096, mmap.PAGESIZE)
@@ -33,7 +35,7 @@ _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 IO_THREADS = 8
 """Direct writes in flight at once, across all uploads of a process."""
 
-_idle: list[mmap.mmap] = []
+_buffers = BufferPool(POOL_SIZE)
 
 
 @functools.cache
@@ -42,17 +44,9 @@ def _io_pool() -> ThreadPoolExecutor:
 
 
 def _take_buffer() -> mmap.mmap:
-    try:
-        return _idle.pop()
-    except IndexError:
-        return mmap.mmap(-1, BUFFER)  # anonymous maps are page aligned, as O_DIRECT needs
-
-
-def _give_back(buffer: mmap.mmap) -> None:
-    if len(_idle) < POOL_SIZE:
-        _idle.append(buffer)
-    else:
-        buffer.close()
+    buffer = _buffers.take(BUFFER)  # page aligned, as O_DIRECT needs
+    assert buffer is not None  # the pool has no budget
+    return buffer
 
 
 def _open_direct(path: StrPath) -> int | None:
@@ -165,7 +159,7 @@ class StagingWriter:
         try:
             work.result()
         finally:
-            _give_back(buffer)
+            _buffers.give_back(buffer)
 
     def _flush(self) -> None:
         """Write the buffered whole blocks directly and any partial block through the cache."""
@@ -196,7 +190,7 @@ class StagingWriter:
     def _close(self) -> None:
         self._closed = True
         if self._buffer is not None:
-            _give_back(self._buffer)
+            _buffers.give_back(self._buffer)
             self._buffer = None
         if self._direct is not None:
             os.close(self._direct)
