@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -219,11 +221,25 @@ def _configure_sqlite(engine: Engine, begin: str | None,
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
+    @event.listens_for(engine, "handle_error")
+    def _full(context: Any) -> BaseException | None:
+        return _disk_full(context.original_exception)
+
     if begin is not None:
 
         @event.listens_for(engine, "begin")
         def _begin(connection: Any) -> None:
             connection.exec_driver_sql(begin)
+
+
+def _disk_full(error: BaseException) -> OSError | None:
+    """SQLITE_FULL as the OSError the HTTP layer answers 507 for, as it does for blob writes.
+
+    SQLite says "database or disk is full" when the disk or its page limit is reached.
+    """
+    if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return OSError(errno.ENOSPC, f"SQLite database or disk is full: {error}")
+    return None
 
 
 def _sqlite_engine(url: str, begin: str, echo: bool, pool_size: int) -> AsyncEngine:
