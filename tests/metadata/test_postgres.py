@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 import asyncpg
+import pytest
 import yaml
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from dockyard.metadata.postgres import PostgresOptions, postgres_engine
 from tests.backends import Services
 
 
@@ -58,3 +61,27 @@ def test_migrate_then_refuse_unknown_and_outdated_schemas(services: Services,
         newer = _dockyard(config, *command)
         assert newer.returncode == 1, newer.stderr
         assert "newer than this Dockyard" in newer.stderr
+
+
+def test_a_query_cancelled_midway_raises_cancelled_not_unavailable(services: Services) -> None:
+    """A cancelled task must end: shutdown and reloads cancel tasks that may be mid-query."""
+    url = services.postgres.create()
+
+    async def main() -> None:
+        engine = postgres_engine(url, PostgresOptions())
+        try:
+            async def slow() -> None:
+                async with engine.connect() as connection:
+                    await connection.execute(text("SELECT pg_sleep(5)"))
+
+            task = asyncio.create_task(slow())
+            await asyncio.sleep(0.5)  # inside pg_sleep by now
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+            async with engine.connect() as connection:  # the pool still serves
+                assert await connection.scalar(text("SELECT 1")) == 1
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())

@@ -81,9 +81,14 @@ that rolled the transaction back to let another finish; all worth a retry."""
 
 
 def _is_unavailable(context: ExceptionContext) -> bool:
+    original = context.original_exception
+    if not isinstance(original, Exception):
+        # A cancelled task (asyncio.CancelledError) or an interrupt: SQLAlchemy counts it as a
+        # disconnect, but made a 503 it would be caught as an error and the cancellation lost;
+        # a cancelled delivery task then never ended and a SIGHUP reload waited forever.
+        return False
     if context.is_disconnect:
         return True
-    original = context.original_exception
     # The driver's exception, and asyncpg's own behind the adapter SQLAlchemy wraps it in.
     for error in (original, original.__cause__):
         if isinstance(error, OSError | TimeoutError) or type(error).__name__ in _UNAVAILABLE:
