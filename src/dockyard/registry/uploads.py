@@ -211,9 +211,8 @@ class Uploads:
         # Usually the bytes go into place before the metadata transaction, so no fsync runs
         # under its lock. `place_bytes` re-checks them under the blob row's lock, the moment GC
         # can no longer delete them (registry/gc.py), and writes the staged copy if GC won.
-        if not renamed and await self._store.stat(canonical) is None:
-            await self._store.commit_upload(upload_id, canonical)
-            renamed = True
+        if not renamed:
+            renamed = await self._store.commit_if_absent(upload_id, canonical)
 
         async def place_bytes() -> None:
             if await self._store.stat(canonical) is not None:

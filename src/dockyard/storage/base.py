@@ -112,10 +112,14 @@ class BlobStore(ABC):
         """
         size = await self.append_upload(upload_id, offset, chunks, observe)
         digest = commit()
-        if digest is None or await self.stat(digest) is not None:
-            return size, False
+        return size, digest is not None and await self.commit_if_absent(upload_id, digest)
+
+    async def commit_if_absent(self, upload_id: str, digest: Digest) -> bool:
+        """`commit_upload` unless the blob is stored already; whether it committed."""
+        if await self.stat(digest) is not None:
+            return False
         await self.commit_upload(upload_id, digest)
-        return size, True
+        return True
 
     @abstractmethod
     def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
