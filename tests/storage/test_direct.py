@@ -34,16 +34,11 @@ def _append_all(path: Path) -> bytes:
     return expected
 
 
-def test_appends_at_any_offset_store_exactly_the_bytes(tmp_path: Path) -> None:
-    path = tmp_path / "upload"
-    path.touch()
-    expected = _append_all(path)
-    assert path.read_bytes() == expected
-
-
-def test_without_direct_io_the_bytes_are_the_same(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(direct, "_open_direct", lambda path: None)  # tmpfs, FUSE, ...
+@pytest.mark.parametrize("direct_io", [True, False])  # False: tmpfs, FUSE, ...
+def test_appends_at_any_offset_store_exactly_the_bytes(tmp_path: Path, direct_io: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    if not direct_io:
+        monkeypatch.setattr(direct, "_open_direct", lambda path: None)
     path = tmp_path / "upload"
     path.touch()
     expected = _append_all(path)
