@@ -11,9 +11,11 @@ import pytest
 from sqlalchemy import update
 
 from dockyard.metadata.schema import uploads
-from dockyard.registry.errors import SizeInvalid
+from dockyard.oci.digest import Digest
+from dockyard.registry.errors import BlobUploadUnknown, SizeInvalid
 from dockyard.registry.purge import PurgeOptions
 from dockyard.registry.uploads import TOUCH_INTERVAL, Chunk
+from tests.api.client import digest_of
 from tests.registry.kit import Kit, chunk, database_url, open_kit, run
 
 __all__ = ["database_url"]
@@ -40,11 +42,12 @@ def test_a_chunk_refreshes_a_session_idle_for_longer_than_the_interval(
         kit = await open_kit(tmp_path, database_url)
         try:
             session = await kit.registry.uploads.start("r")
+            await kit.registry.uploads.append("r", session.id, chunk(b"x" * 100))
             await _set_refreshed(kit, session.id, timedelta(days=8))
             await kit.registry.uploads.append("r", session.id, chunk(b"x" * 100))
             report = await kit.registry.purger.run(PurgeOptions(age=WEEK))
             assert report.sessions == 0
-            assert (await kit.registry.uploads.status("r", session.id)).size == 100
+            assert (await kit.registry.uploads.status("r", session.id)).size == 200
         finally:
             await kit.registry.close()
 
@@ -57,10 +60,97 @@ def test_chunks_within_the_interval_leave_the_session_as_refreshed(
         kit = await open_kit(tmp_path, database_url)
         try:
             session = await kit.registry.uploads.start("r")
+            await kit.registry.uploads.append("r", session.id, chunk(b"x" * 100))
             await _set_refreshed(kit, session.id, TOUCH_INTERVAL / 2)
             before = await _refreshed_at(kit, session.id)
             await kit.registry.uploads.append("r", session.id, chunk(b"x" * 100))
             assert await _refreshed_at(kit, session.id) == before
+        finally:
+            await kit.registry.close()
+
+    run(scenario)
+
+
+def test_a_session_gets_its_row_from_its_first_chunk(tmp_path: Path,
+                                                       database_url: str) -> None:
+    async def scenario() -> None:
+        kit = await open_kit(tmp_path, database_url)
+        try:
+            session = await kit.registry.uploads.start("r")
+            assert await kit.registry._metadata.get_upload(session.id) is None
+            assert (await kit.registry.uploads.status("r", session.id)).size == 0
+            await kit.registry.uploads.append("r", session.id, chunk(b"x" * 100))
+            record = await kit.registry._metadata.get_upload(session.id)
+            assert record is not None and record.repository == "r"
+            data = b"x" * 100 + b"y" * 50
+            digest = Digest.parse(digest_of(data))
+            await kit.registry.uploads.complete("r", session.id, [digest], chunk(b"y" * 50))
+            assert await kit.registry._metadata.get_upload(session.id) is None
+            assert await kit.linked("r", str(digest))
+        finally:
+            await kit.registry.close()
+
+    run(scenario)
+
+
+def test_a_session_completed_by_its_first_request_never_gets_a_row(
+        tmp_path: Path, database_url: str) -> None:
+    async def scenario() -> None:
+        kit = await open_kit(tmp_path, database_url)
+        try:
+            data = os.urandom(3000)
+            digest = Digest.parse(digest_of(data))
+            session = await kit.registry.uploads.start("r")
+            await kit.registry.uploads.complete("r", session.id, [digest], chunk(data))
+            assert await kit.linked("r", str(digest))
+            assert await kit.registry._metadata.get_upload(session.id) is None
+            assert not (tmp_path / "uploads" / session.id).exists()
+            with pytest.raises(BlobUploadUnknown):  # the session ended with its blob
+                await kit.registry.uploads.complete("r", session.id, [digest], chunk(data))
+        finally:
+            await kit.registry.close()
+
+    run(scenario)
+
+
+def test_an_id_is_unknown_to_every_other_repository(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        kit = await open_kit(tmp_path)
+        uploads = kit.registry.uploads
+        try:
+            fresh = await uploads.start("team/app")
+            appended = await uploads.start("team/app")
+            await uploads.append("team/app", appended.id, chunk(b"x" * 10))
+            for session in (fresh, appended):
+                with pytest.raises(BlobUploadUnknown):
+                    await uploads.status("team/other", session.id)
+                with pytest.raises(BlobUploadUnknown):
+                    await uploads.append("team/other", session.id, chunk(b"y"))
+                with pytest.raises(BlobUploadUnknown):
+                    await uploads.cancel("team/other", session.id)
+            assert (await uploads.status("team/app", fresh.id)).size == 0
+            assert (await uploads.status("team/app", appended.id)).size == 10
+            assert await kit.registry._metadata.get_upload(fresh.id) is None
+        finally:
+            await kit.registry.close()
+
+    run(scenario)
+
+
+def test_cancelling_ends_a_session_with_or_without_its_row(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        kit = await open_kit(tmp_path)
+        uploads = kit.registry.uploads
+        try:
+            fresh = await uploads.start("r")
+            appended = await uploads.start("r")
+            await uploads.append("r", appended.id, chunk(b"x" * 10))
+            for session in (fresh, appended):
+                await uploads.cancel("r", session.id)
+                with pytest.raises(BlobUploadUnknown):
+                    await uploads.status("r", session.id)
+                assert not (tmp_path / "uploads" / session.id).exists()
+            assert await kit.registry._metadata.get_upload(appended.id) is None
         finally:
             await kit.registry.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -181,5 +182,22 @@ def test_append_and_commit_places_only_a_matching_new_blob(services: Services) -
             else:  # a mismatch, or a blob already stored: still staged for the caller
                 assert await node.upload_size(upload_id) == len(data)
         assert await _collect(node.read(digest)) == data
+
+    run(services, scenario)
+
+
+def test_list_uploads_names_each_staged_upload_once_with_its_latest_change(
+        services: Services) -> None:
+    async def scenario(store: Callable[[], S3BlobStore]) -> None:
+        node = store()
+        started = time.time()
+        await node.create_upload("idle")
+        await node.create_upload("busy")
+        await node.append_upload("busy", 0, _chunks([secrets.token_bytes(S3_CHUNK_SIZE + 1)]))
+        listed = dict([entry async for entry in store().list_uploads()])
+        assert set(listed) == {"idle", "busy"}
+        assert all(started - 5 <= modified <= time.time() + 5 for modified in listed.values())
+        await node.delete_upload("idle")
+        assert [upload_id async for upload_id, _ in node.list_uploads()] == ["busy"]
 
     run(services, scenario)

@@ -96,7 +96,7 @@ _MANIFEST_ID = select(manifests.c.id).where(
 ).with_for_update(read=True)
 _INSERT_MANIFEST = insert(manifests).returning(manifests.c.id)
 _INSERT_REFERENCES = insert(manifest_references)
-_INSERT_UPLOAD = insert(uploads)
+_ADD_UPLOAD = Upsert(uploads, ["id"])
 _DELETE_UPLOAD = delete(uploads).where(uploads.c.id == bindparam("upload_id"))
 _UPLOAD_BY_ID = select(uploads).where(uploads.c.id == bindparam("upload_id"))
 _TAG_PAGE = (
@@ -229,9 +229,10 @@ class MetadataStore:
     # -- uploads ------------------------------------------------------------------------------
 
     async def create_upload(self, upload_id: str, repository: str) -> None:
+        """Record a session; recording it again (two first chunks racing) changes nothing."""
         now = _now()
         async with self._engines.begin_write() as connection:
-            await connection.execute(_INSERT_UPLOAD, {
+            await connection.execute(_ADD_UPLOAD.on(connection), {
                 "id": upload_id, "repository": repository, "created_at": now, "updated_at": now,
             })
 
@@ -255,17 +256,19 @@ class MetadataStore:
 
     async def complete_upload(self, upload_id: str, repository: str, digest: str,
                               size: int, place_bytes: PlaceBytes | None = None,
-                              events: Sequence[EventRow] = ()) -> None:
+                              events: Sequence[EventRow] = (), has_row: bool = True) -> None:
         """End the session and link the blob it produced, together.
 
         The blob row is locked and live before `place_bytes` runs, so GC cannot delete the
-        bytes that call makes sure are stored (registry/gc.py). UploadGone if the session was
-        cancelled or purged meanwhile.
+        bytes that call makes sure are stored (registry/gc.py). UploadGone if the session's
+        row was cancelled or purged meanwhile; `has_row=False` for a session that never had
+        one (completed by its first request).
         """
         async with self._engines.begin_write() as connection:
-            result = await connection.execute(_DELETE_UPLOAD, {"upload_id": upload_id})
-            if not result.rowcount:
-                raise UploadGone(upload_id)
+            if has_row:
+                result = await connection.execute(_DELETE_UPLOAD, {"upload_id": upload_id})
+                if not result.rowcount:
+                    raise UploadGone(upload_id)
             await self._claim_blob(connection, digest, size)
             if place_bytes is not None:
                 await place_bytes()

@@ -3,6 +3,8 @@
 distribution's `storage.maintenance.uploadpurging`. The session row goes first, in a
 statement that re-checks its age, so a client still appending (which refreshes the session)
 is never purged, and a purged session answers BLOB_UPLOAD_UNKNOWN rather than half-working.
+A session no chunk was appended to has no row (registry/uploads.py): its staged upload goes
+with the strays once it is older than `age`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class PurgeReport:
     sessions: int = 0
     bytes: int = 0
     strays: int = 0
-    """Staged uploads no session owns (a crash between writing one and recording it)."""
+    """Staged uploads without a session row: sessions opened and never appended to, or bytes
+    left by a crash."""
 
 
 class UploadPurger:
@@ -65,7 +68,7 @@ class UploadPurger:
         return report
 
     async def _purge_strays(self, cutoff: float, dry_run: bool, report: PurgeReport) -> None:
-        """Old staged files without a session row; young ones may be a session being made."""
+        """Old staged uploads without a session row; young ones may be a session in use."""
         old: list[str] = []
         try:
             async for upload_id, modified in self._store.list_uploads():

@@ -1,13 +1,16 @@
 """Upload sessions: start, append chunks in order, complete with a verified digest.
 
-Session facts live in metadata and bytes in storage, so a session continues on any worker or
-after a restart. Each process keeps the running sha256 of sessions it served last, which spares
-re-reading the staged bytes at completion in the usual case (one client, one connection).
+Session facts live in the id, metadata and storage, so a session continues on any worker or
+after a restart. Opening one only stages an empty upload under an id that names the
+repository (registry/upload_ids.py); its metadata row is written by the first PATCH, from
+which on purging and completion go by that row. A session completed by one PUT never has a
+row: its staged bytes alone stand for it, purged as strays once they are old. Each process
+keeps the running sha256 of sessions it served last, which spares re-reading the staged bytes
+at completion in the usual case (one client, one connection).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from dockyard.metadata.records import UploadGone, UploadRecord
 from dockyard.metadata.store import MetadataStore
 from dockyard.oci.digest import CANONICAL_ALGORITHM, Digest, Hasher, new_hasher
+from dockyard.registry import upload_ids
 from dockyard.registry.errors import (
     BlobUploadInvalid,
     BlobUploadUnknown,
@@ -102,14 +106,6 @@ def _refreshed_before(record: UploadRecord, interval: timedelta) -> bool:
     return datetime.now(UTC) - when >= interval
 
 
-def _is_upload_id(text: str) -> bool:
-    """Ids are UUIDs we made; anything else never reaches storage as a file name."""
-    try:
-        return str(uuid.UUID(text)) == text
-    except ValueError:
-        return False
-
-
 class Uploads:
     def __init__(self, store: BlobStore, metadata: MetadataStore,
                  events: EventRecorder | None = None) -> None:
@@ -119,9 +115,8 @@ class Uploads:
         self._events = events or EventRecorder(None)
 
     async def start(self, repository: str) -> UploadState:
-        upload_id = str(uuid.uuid4())
+        upload_id = upload_ids.issue(repository)
         await self._store.create_upload(upload_id)
-        await self._metadata.create_upload(upload_id, repository)
         return UploadState(upload_id, repository, 0)
 
     async def status(self, repository: str, upload_id: str) -> UploadState:
@@ -129,11 +124,13 @@ class Uploads:
         return state
 
     async def _session(self, repository: str, upload_id: str
-                       ) -> tuple[UploadState, UploadRecord]:
-        if not _is_upload_id(upload_id):
+                       ) -> tuple[UploadState, UploadRecord | None]:
+        """The session's state, and its row unless no chunk has been appended yet."""
+        if not upload_ids.is_upload_id(upload_id):
             raise BlobUploadUnknown(detail={"uuid": upload_id})
         record = await self._metadata.get_upload(upload_id)
-        if record is None or record.repository != repository:
+        if (record.repository != repository if record is not None
+                else not upload_ids.issued_for(upload_id, repository)):
             raise BlobUploadUnknown(detail={"uuid": upload_id})
         try:
             size = await self._store.upload_size(upload_id)
@@ -143,8 +140,10 @@ class Uploads:
 
     async def append(self, repository: str, upload_id: str, chunk: Chunk) -> UploadState:
         state, record = await self._session(repository, upload_id)
+        if record is None:  # from now on purging goes by the row, which the chunks refresh
+            await self._metadata.create_upload(upload_id, repository)
         state, _committed = await self._write(state, chunk)
-        if _refreshed_before(record, TOUCH_INTERVAL):
+        if record is not None and _refreshed_before(record, TOUCH_INTERVAL):
             await self._metadata.touch_upload(upload_id)
         return state
 
@@ -188,11 +187,12 @@ class Uploads:
     async def complete(self, repository: str, upload_id: str, digests: list[Digest],
                        last_chunk: Chunk | None, context: EventContext | None = None) -> Digest:
         """Append the final chunk, verify every digest given, then commit and link the blob."""
-        state = await self.status(repository, upload_id)
-        return await self._complete(state, digests, last_chunk, context)
+        state, record = await self._session(repository, upload_id)
+        return await self._complete(state, digests, last_chunk, context, record is not None)
 
     async def _complete(self, state: UploadState, digests: list[Digest],
-                        last_chunk: Chunk | None, context: EventContext | None) -> Digest:
+                        last_chunk: Chunk | None, context: EventContext | None,
+                        has_row: bool) -> Digest:
         # The last chunk does not refresh the session (as `append` does against purging): the
         # session ends in this request, and ending it is what notices a purge (UploadGone).
         canonical = digests[0]
@@ -225,7 +225,8 @@ class Uploads:
         events = self._events.blob_pushed(context, repository, str(canonical), state.size)
         try:
             await self._metadata.complete_upload(upload_id, repository, str(canonical),
-                                                 state.size, place_bytes, events=events)
+                                                 state.size, place_bytes, events=events,
+                                                 has_row=has_row)
         except (UploadGone, UploadMissing) as exc:
             raise BlobUploadUnknown(detail={"uuid": upload_id}) from exc
         if events:
@@ -242,8 +243,9 @@ class Uploads:
         return Digest(algorithm, hasher.hexdigest())
 
     async def cancel(self, repository: str, upload_id: str) -> None:
-        await self.status(repository, upload_id)
-        await self._metadata.delete_upload(upload_id)
+        _state, record = await self._session(repository, upload_id)
+        if record is not None:
+            await self._metadata.delete_upload(upload_id)
         await self._store.delete_upload(upload_id)
         self._hashes.take(upload_id, -1)
 
@@ -252,8 +254,7 @@ class Uploads:
         """A monolithic upload in one request (POST with ?digest=)."""
         state = await self.start(repository)
         try:
-            return await self._complete(state, [digest], chunk, context)
+            return await self._complete(state, [digest], chunk, context, has_row=False)
         except BaseException:
-            await self._metadata.delete_upload(state.id)
             await self._store.delete_upload(state.id)
             raise

@@ -298,6 +298,20 @@ class S3BlobStore(BlobStore):
                     continue
                 yield StoredBlob(digest, int(item["Size"]), item["LastModified"].timestamp())
 
+    async def list_uploads(self) -> AsyncIterator[tuple[str, float]]:
+        """Each upload's latest object decides its age: the state is rewritten per chunk."""
+        s3 = await self._s3()
+        prefix = f"{self._prefix}uploads/"
+        latest: dict[str, float] = {}
+        paginator = s3.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.options.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                upload_id = item["Key"][len(prefix):].partition("/")[0]
+                modified = item["LastModified"].timestamp()
+                latest[upload_id] = max(modified, latest.get(upload_id, modified))
+        for upload_id in sorted(latest):
+            yield upload_id, latest[upload_id]
+
     async def delete_many(self, digests: Sequence[Digest]) -> int:
         """Sizes by concurrent HEADs, then DeleteObjects in batches of a thousand."""
         limit = asyncio.Semaphore(self.options.copy_concurrency)
