@@ -405,6 +405,16 @@ def measure_sendfile(ctx: Context, results: Results, round_no: int) -> None:
         f"{got.client_cpu_pct:.0f}% other {got.other_cpu_pct:.0f}%]")
 
 
+def settle() -> None:
+    """Write back every dirty page before a measurement starts.
+
+    Go's registry writes uploads through the page cache and Dockyard its last pieces; the
+    kernel wrote them back during whatever ran 5 to 30 s later, which on a slow disk took a
+    third off a download or an upload of the other registry in some rounds and not others.
+    """
+    os.sync()
+
+
 def measure(args: argparse.Namespace, selected: list[Metric], results: Results,
             ctx: Context, targets: list[RunningTarget], deadline: float) -> None:
     want_sendfile = any(m.id == "download_256m" for m in selected) or "sendfile" in args.only
@@ -427,6 +437,7 @@ def measure(args: argparse.Namespace, selected: list[Metric], results: Results,
                     return
                 if not target.alive():
                     raise RuntimeError(f"{target.name} died:\n{target.log_tail()}")
+                settle()
                 try:
                     got = metric.run(ctx, target, f"r{round_no}{target.name}")
                 except (HttpError, RuntimeError, OSError) as exc:
