@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -12,11 +13,11 @@ from sqlalchemy import update
 
 from dockyard.metadata.schema import uploads
 from dockyard.oci.digest import Digest
-from dockyard.registry.errors import BlobUploadUnknown, SizeInvalid
+from dockyard.registry.errors import BlobUploadUnknown, SizeInvalid, UploadOutOfOrder
 from dockyard.registry.purge import PurgeOptions
 from dockyard.registry.uploads import TOUCH_INTERVAL, Chunk
 from tests.api.client import digest_of
-from tests.registry.kit import Kit, chunk, database_url, open_kit, run
+from tests.registry.kit import Kit, chunk, chunks, database_url, open_kit, run
 
 __all__ = ["database_url"]
 
@@ -151,6 +152,47 @@ def test_cancelling_ends_a_session_with_or_without_its_row(tmp_path: Path) -> No
                     await uploads.status("r", session.id)
                 assert not (tmp_path / "uploads" / session.id).exists()
             assert await kit.registry._metadata.get_upload(appended.id) is None
+        finally:
+            await kit.registry.close()
+
+    run(scenario)
+
+
+async def _held_open(first: bytes, gate: asyncio.Event, rest: bytes,
+                     reached: asyncio.Event) -> AsyncIterator[bytes]:
+    """A body that stops after `first` until `gate` is set; the request holds its session."""
+    yield first
+    reached.set()
+    await gate.wait()
+    yield rest
+
+
+def test_a_session_takes_one_writing_request_at_a_time(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        kit = await open_kit(tmp_path)
+        uploads = kit.registry.uploads
+        try:
+            session = await uploads.start("r")
+            await uploads.append("r", session.id, chunk(b"a" * 10))
+            gate, reached = asyncio.Event(), asyncio.Event()
+            writing = asyncio.create_task(uploads.append(
+                "r", session.id, Chunk(_held_open(b"b" * 5, gate, b"b" * 5, reached))))
+            await reached.wait()
+            data = b"a" * 10 + b"b" * 10
+            digest = Digest.parse(digest_of(data))
+            racing = [uploads.append("r", session.id, chunk(b"c" * 10)),
+                      uploads.append("r", session.id, Chunk(chunks(b"c" * 10), (10, 19))),
+                      uploads.complete("r", session.id, [digest], None),
+                      uploads.cancel("r", session.id)]
+            for attempt in racing:
+                with pytest.raises(UploadOutOfOrder) as caught:
+                    await attempt
+                assert caught.value.size >= 10
+            gate.set()
+            assert (await writing).size == 20
+            assert (tmp_path / "uploads" / session.id).read_bytes() == data
+            await uploads.complete("r", session.id, [digest], None)
+            assert await kit.linked("r", str(digest))
         finally:
             await kit.registry.close()
 

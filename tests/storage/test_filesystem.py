@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 import pytest
 
 from dockyard.oci.digest import Digest, Hasher
-from dockyard.storage.base import UploadMissing
+from dockyard.storage.base import UploadBusy, UploadMissing
 from dockyard.storage.filesystem import FilesystemBlobStore
 
 
@@ -201,5 +203,39 @@ def test_append_and_commit_keeps_a_blob_already_stored(tmp_path: Path) -> None:
                                              _commit_if(seen, digest)) == (3, False)
         assert await store.upload_size("again") == 3  # still staged: the caller drops it
         assert await store.stat(digest) == 3
+
+    asyncio.run(scenario())
+
+
+def test_holding_an_upload_excludes_other_processes_and_requests(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    holder = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+
+    async def scenario() -> None:
+        await store.create_upload("held")
+        other = subprocess.Popen([sys.executable, "-c", holder, str(tmp_path / "uploads/held")],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert other.stdout is not None and other.stdout.readline() == "held\n"
+            with pytest.raises(UploadBusy):
+                async with store.hold_upload("held"):
+                    pass
+        finally:
+            other.communicate("")  # the process ends; its lock goes with it
+        async with store.hold_upload("held"):
+            with pytest.raises(UploadBusy):  # another request of this process
+                async with store.hold_upload("held"):
+                    pass
+        async with store.hold_upload("held"):
+            pass
+        with pytest.raises(UploadMissing):
+            async with store.hold_upload("never-made"):
+                pass
 
     asyncio.run(scenario())

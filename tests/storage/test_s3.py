@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from dockyard.oci.digest import Digest
-from dockyard.storage.base import UploadMissing
+from dockyard.storage.base import UploadBusy, UploadMissing
 from dockyard.storage.s3 import S3BlobStore, S3Options
 from tests.backends import S3_BUCKET, S3_CHUNK_SIZE, S3_KEYS, Services
 from tests.storage.test_filesystem import _chunks, _collect, _commit_if
@@ -199,5 +199,18 @@ def test_list_uploads_names_each_staged_upload_once_with_its_latest_change(
         assert all(started - 5 <= modified <= time.time() + 5 for modified in listed.values())
         await node.delete_upload("idle")
         assert [upload_id async for upload_id, _ in node.list_uploads()] == ["busy"]
+
+    run(services, scenario)
+
+
+def test_an_append_not_at_the_staged_end_is_busy(services: Services) -> None:
+    async def scenario(store: Callable[[], S3BlobStore]) -> None:
+        node = store()
+        await node.create_upload("race")
+        await node.append_upload("race", 0, _chunks([b"x" * 100]))
+        for offset in (0, 50, 101):  # a racer read the size before the other's append ended
+            with pytest.raises(UploadBusy):
+                await store().append_upload("race", offset, _chunks([b"y" * 10]))
+        assert await node.upload_size("race") == 100
 
     run(services, scenario)

@@ -11,6 +11,7 @@ at completion in the usual case (one client, one connection).
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from dockyard.registry.errors import (
     UploadOutOfOrder,
 )
 from dockyard.registry.events import EventContext, EventRecorder
-from dockyard.storage.base import BlobStore, UploadMissing
+from dockyard.storage.base import BlobStore, UploadBusy, UploadMissing
 
 HASHER_CACHE_SIZE = 1024
 TOUCH_INTERVAL = timedelta(minutes=1)
@@ -99,6 +100,10 @@ async def _exactly(body: AsyncIterable[bytes], expected: int | None) -> AsyncIte
         raise SizeInvalid(detail={"expected": expected, "received": seen})
 
 
+def _written_meanwhile(upload_id: str, size: int) -> UploadOutOfOrder:
+    return UploadOutOfOrder(upload_id, size, "another request is writing this upload")
+
+
 def _refreshed_before(record: UploadRecord, interval: timedelta) -> bool:
     when = record.updated_at
     if when.tzinfo is None:  # SQLite keeps no zone; the store writes UTC
@@ -138,14 +143,34 @@ class Uploads:
             raise BlobUploadUnknown(detail={"uuid": upload_id}) from exc
         return UploadState(upload_id, repository, size), record
 
+    @contextlib.asynccontextmanager
+    async def _held(self, repository: str, upload_id: str
+                    ) -> AsyncIterator[tuple[UploadState, UploadRecord | None]]:
+        """The session, for this request alone until the block ends.
+
+        A second request writing the same session meanwhile (a client sending chunks in
+        parallel, or retrying one it thinks lost) is answered as out of order: its bytes
+        would interleave with these under one running hash.
+        """
+        if not upload_ids.is_upload_id(upload_id):
+            raise BlobUploadUnknown(detail={"uuid": upload_id})
+        try:
+            async with self._store.hold_upload(upload_id):
+                yield await self._session(repository, upload_id)
+        except UploadMissing as exc:
+            raise BlobUploadUnknown(detail={"uuid": upload_id}) from exc
+        except UploadBusy as exc:
+            state = await self.status(repository, upload_id)
+            raise _written_meanwhile(upload_id, state.size) from exc
+
     async def append(self, repository: str, upload_id: str, chunk: Chunk) -> UploadState:
-        state, record = await self._session(repository, upload_id)
-        if record is None:  # from now on purging goes by the row, which the chunks refresh
-            await self._metadata.create_upload(upload_id, repository)
-        state, _committed = await self._write(state, chunk)
-        if record is not None and _refreshed_before(record, TOUCH_INTERVAL):
-            await self._metadata.touch_upload(upload_id)
-        return state
+        async with self._held(repository, upload_id) as (state, record):
+            if record is None:  # from now on purging goes by the row, which chunks refresh
+                await self._metadata.create_upload(upload_id, repository)
+            state, _committed = await self._write(state, chunk)
+            if record is not None and _refreshed_before(record, TOUCH_INTERVAL):
+                await self._metadata.touch_upload(upload_id)
+            return state
 
     async def _write(self, state: UploadState, chunk: Chunk, commit_as: Digest | None = None
                      ) -> tuple[UploadState, bool]:
@@ -180,6 +205,8 @@ class Uploads:
                     lambda: commit_as if hasher.hexdigest() == commit_as.hex else None)
         except UploadMissing as exc:
             raise BlobUploadUnknown(detail={"uuid": upload_id}) from exc
+        except UploadBusy as exc:
+            raise _written_meanwhile(upload_id, state.size) from exc
         if hasher is not None:
             self._hashes.keep(upload_id, size, hasher)
         return UploadState(upload_id, state.repository, size), committed
@@ -187,8 +214,8 @@ class Uploads:
     async def complete(self, repository: str, upload_id: str, digests: list[Digest],
                        last_chunk: Chunk | None, context: EventContext | None = None) -> Digest:
         """Append the final chunk, verify every digest given, then commit and link the blob."""
-        state, record = await self._session(repository, upload_id)
-        return await self._complete(state, digests, last_chunk, context, record is not None)
+        async with self._held(repository, upload_id) as (state, record):
+            return await self._complete(state, digests, last_chunk, context, record is not None)
 
     async def _complete(self, state: UploadState, digests: list[Digest],
                         last_chunk: Chunk | None, context: EventContext | None,
@@ -206,7 +233,7 @@ class Uploads:
         for digest in digests:
             actual = await self._digest_of(upload_id, digest.algorithm, state.size)
             if actual != digest:
-                await self.cancel(repository, upload_id)
+                await self._discard(upload_id, has_row)
                 raise DigestInvalid(detail={"digest": str(digest), "actual": str(actual)})
         # Usually the bytes go into place before the metadata transaction, so no fsync runs
         # under its lock. `place_bytes` re-checks them under the blob row's lock, the moment GC
@@ -243,8 +270,11 @@ class Uploads:
         return Digest(algorithm, hasher.hexdigest())
 
     async def cancel(self, repository: str, upload_id: str) -> None:
-        _state, record = await self._session(repository, upload_id)
-        if record is not None:
+        async with self._held(repository, upload_id) as (_state, record):
+            await self._discard(upload_id, record is not None)
+
+    async def _discard(self, upload_id: str, has_row: bool) -> None:
+        if has_row:
             await self._metadata.delete_upload(upload_id)
         await self._store.delete_upload(upload_id)
         self._hashes.take(upload_id, -1)

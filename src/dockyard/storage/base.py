@@ -7,8 +7,10 @@ blob only through `commit_upload`, so nothing half-written is ever visible.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,10 @@ class StoredBlob:
 
 class UploadMissing(LookupError):
     """The staged upload does not exist (never created, committed or cancelled)."""
+
+
+class UploadBusy(Exception):
+    """Another request is writing the staged upload, or its size moved since it was read."""
 
 
 class BlobStore(ABC):
@@ -85,6 +91,16 @@ class BlobStore(ABC):
 
     @abstractmethod
     async def create_upload(self, upload_id: str) -> None: ...
+
+    def hold_upload(self, upload_id: str) -> AbstractAsyncContextManager[None]:
+        """Use of a staged upload by one request at a time, across processes where the
+        driver can: UploadBusy while another request holds it, UploadMissing if it is gone.
+
+        Two chunks written at once would interleave their bytes under one running hash.
+        Without a lock, a driver raises UploadBusy from `append_upload` when the upload
+        does not end at `offset`, which catches most such races but not all.
+        """
+        return contextlib.nullcontext()
 
     @abstractmethod
     async def upload_size(self, upload_id: str) -> int:

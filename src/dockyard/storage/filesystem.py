@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from dockyard.storage.base import (
     ChunkObserver,
     CommitCheck,
     StoredBlob,
+    UploadBusy,
     UploadMissing,
 )
 from dockyard.storage.direct import StagingWriter
@@ -89,6 +91,23 @@ class FilesystemBlobStore(BlobStore):
     async def create_upload(self, upload_id: str) -> None:
         os.close(os.open(self._upload_file(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                          0o666))
+
+    @contextlib.asynccontextmanager
+    async def hold_upload(self, upload_id: str) -> AsyncIterator[None]:
+        """An exclusive flock on the staged file: it binds every worker process of this
+        host, and goes with the descriptor if the process dies."""
+        try:
+            fd = os.open(self._upload_file(upload_id), os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise UploadMissing(upload_id) from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise UploadBusy(upload_id) from exc
+            yield
+        finally:
+            os.close(fd)
 
     async def upload_size(self, upload_id: str) -> int:
         try:

@@ -35,7 +35,13 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from dockyard.oci.digest import Digest, InvalidDigest
-from dockyard.storage.base import BlobStore, ChunkObserver, StoredBlob, UploadMissing
+from dockyard.storage.base import (
+    BlobStore,
+    ChunkObserver,
+    StoredBlob,
+    UploadBusy,
+    UploadMissing,
+)
 from dockyard.unavailable import ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -349,7 +355,7 @@ class S3BlobStore(BlobStore):
                             observe: ChunkObserver | None = None) -> int:
         state = await self._load(upload_id)
         if state.staged or offset != state.size:
-            raise ValueError(f"upload {upload_id} holds {state.size} bytes, not {offset}")
+            raise UploadBusy(upload_id)
         buffer = bytearray()
         async for chunk in chunks:
             if observe is not None:
