@@ -378,15 +378,11 @@ def warm_up(ctx: Context, targets: list[RunningTarget], selected: list[Metric],
     warm = Context(ctx.seeded, ctx.big, ctx.small, seconds, ctx.workdir)
     seen: set[str] = set()
     for metric in selected:
-        # Uploads are never repeated (each must be new content). Downloads are fetched once
-        # before round 1, so every round reads both registries' blobs from the page cache: a
-        # blob Dockyard received is written past the cache (O_DIRECT), one Go received is in it.
-        download = metric.group == "download"
-        key = metric.id if download else metric.group
-        if (metric.client == "python" and not download) or key in seen \
-                or metric.id == "manifest_put":
+        # Uploads are never repeated (each must be new content); downloads are fetched right
+        # before each measurement instead (settle).
+        if metric.client == "python" or metric.group in seen or metric.id == "manifest_put":
             continue
-        seen.add(key)
+        seen.add(metric.group)
         for target in targets:
             try:
                 metric.run(warm, target, f"w{target.name}")
@@ -396,6 +392,7 @@ def warm_up(ctx: Context, targets: list[RunningTarget], selected: list[Metric],
 
 def measure_sendfile(ctx: Context, results: Results, round_no: int) -> None:
     try:
+        metrics.run_sendfile(ctx, ctx.sendfile_port)  # into the page cache, as in settle()
         got = metrics.run_sendfile(ctx, ctx.sendfile_port)
     except (HttpError, OSError) as exc:
         results.failures.append(f"round {round_no} sendfile: {first_line(exc)}")
@@ -405,14 +402,20 @@ def measure_sendfile(ctx: Context, results: Results, round_no: int) -> None:
         f"{got.client_cpu_pct:.0f}% other {got.other_cpu_pct:.0f}%]")
 
 
-def settle() -> None:
-    """Write back every dirty page before a measurement starts.
+def settle(ctx: Context, metric: Metric, target: RunningTarget) -> None:
+    """Start every measurement from the same state: no dirty pages, downloads in the cache.
 
     Go's registry writes uploads through the page cache and Dockyard its last pieces; the
     kernel wrote them back during whatever ran 5 to 30 s later, which on a slow disk took a
     third off a download or an upload of the other registry in some rounds and not others.
+    And a machine may evict clean pages that sat unused for a minute (a VM's proactive
+    reclaim, such as DAMON's): a blob fetched before round 1 was read from disk again in
+    later rounds, by either registry, so each download is fetched once right before it
+    is measured.
     """
     os.sync()
+    if metric.group == "download":
+        metric.run(ctx, target, "warm")
 
 
 def measure(args: argparse.Namespace, selected: list[Metric], results: Results,
@@ -437,8 +440,8 @@ def measure(args: argparse.Namespace, selected: list[Metric], results: Results,
                     return
                 if not target.alive():
                     raise RuntimeError(f"{target.name} died:\n{target.log_tail()}")
-                settle()
                 try:
+                    settle(ctx, metric, target)
                     got = metric.run(ctx, target, f"r{round_no}{target.name}")
                 except (HttpError, RuntimeError, OSError) as exc:
                     results.failures.append(
