@@ -20,6 +20,7 @@ from tests.api.client import (
     random_bytes,
     range_end,
     repo_name,
+    with_params,
 )
 from tests.backends import POSTGRES_HOST, POSTGRES_PORT, S3_CHUNK_SIZE, Services
 from tests.multinode.conftest import Cluster
@@ -156,8 +157,14 @@ def test_database_outage_answers_503_then_recovers(cluster: Cluster) -> None:
             assert response.status_code == 503, describe(response)
             assert response.json()["errors"][0]["code"] == "UNKNOWN"
             assert response.headers["Retry-After"]
+        # Opening a session writes no metadata; completing it does.
         upload = requests.post(client.url(f"/v2/{name}/blobs/uploads/"), timeout=30)
-        assert upload.status_code == 503, describe(upload)
+        assert upload.status_code == 202, describe(upload)
+        data = random_bytes(1000)
+        location = client.url(_path(upload.headers["Location"]))
+        finish = requests.put(with_params(location, [("digest", digest_of(data))]),
+                              data=data, timeout=30)
+        assert finish.status_code == 503, describe(finish)
         assert client.get("/v2/").status_code == 200
     finally:
         proxy.restore()
