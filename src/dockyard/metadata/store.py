@@ -94,7 +94,7 @@ _MANIFEST_ID = select(manifests.c.id).where(
     manifests.c.repository_id == bindparam("repository_id"),
     manifests.c.digest == bindparam("digest"),
 ).with_for_update(read=True)
-_INSERT_MANIFEST = insert(manifests).returning(manifests.c.id)
+_ADD_MANIFEST = Upsert(manifests, ["repository_id", "digest"], returning=["id"])
 _INSERT_REFERENCES = insert(manifest_references)
 _ADD_UPLOAD = Upsert(uploads, ["id"])
 _DELETE_UPLOAD = delete(uploads).where(uploads.c.id == bindparam("upload_id"))
@@ -347,11 +347,12 @@ class MetadataStore:
 
     async def _insert_manifest(self, connection: AsyncConnection, repository_id: int,
                                write: ManifestWrite) -> int:
-        existing = await connection.scalar(
-            _MANIFEST_ID, {"repository_id": repository_id, "digest": write.digest})
-        if existing is not None:
-            return int(existing)
-        result = await connection.execute(_INSERT_MANIFEST, {
+        """The manifest's id, inserting it with its references unless it is stored already.
+
+        Inserting first spares a lookup in the usual push of a new manifest; a manifest
+        pushed again is then looked up, under a shared lock against its deletion.
+        """
+        row = {
             "repository_id": repository_id,
             "digest": write.digest,
             "media_type": write.media_type,
@@ -361,8 +362,15 @@ class MetadataStore:
             "subject_digest": write.subject_digest,
             "annotations": write.annotations,
             "created_at": _now(),
-        })
-        manifest_id = int(result.scalar_one())
+        }
+        while (inserted := (await connection.execute(_ADD_MANIFEST.on(connection), row)
+                            ).scalar()) is None:
+            existing = await connection.scalar(
+                _MANIFEST_ID, {"repository_id": repository_id, "digest": write.digest})
+            if existing is not None:
+                return int(existing)
+            # PostgreSQL: a DELETE we waited for removed it; insert it after all
+        manifest_id = int(inserted)
         references = _reference_rows(manifest_id, write)
         if references:
             await connection.execute(_INSERT_REFERENCES, references)

@@ -17,12 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 class Upsert:
-    """Insert a row; on a conflict over `keys`, copy `updates` from it, or do nothing."""
+    """Insert a row; on a conflict over `keys`, copy `updates` from it, or do nothing.
 
-    def __init__(self, table: Table, keys: Sequence[str], updates: Sequence[str] = ()) -> None:
+    With `returning`, the statement returns those columns of a row it inserted or updated
+    (no row when it did nothing).
+    """
+
+    def __init__(self, table: Table, keys: Sequence[str], updates: Sequence[str] = (),
+                 returning: Sequence[str] = ()) -> None:
         self._table = table
         self._keys = list(keys)
         self._updates = tuple(updates)
+        self._returning = tuple(returning)
         self._built: dict[str, Any] = {}
 
     def _build(self, dialect: str) -> Any:
@@ -31,11 +37,15 @@ class Upsert:
         dialect_module = importlib.import_module(f"sqlalchemy.dialects.{dialect}")
         statement = dialect_module.insert(self._table)
         if not self._updates:
-            return statement.on_conflict_do_nothing(index_elements=self._keys)
-        return statement.on_conflict_do_update(
-            index_elements=self._keys,
-            set_={column: statement.excluded[column] for column in self._updates},
-        )
+            statement = statement.on_conflict_do_nothing(index_elements=self._keys)
+        else:
+            statement = statement.on_conflict_do_update(
+                index_elements=self._keys,
+                set_={column: statement.excluded[column] for column in self._updates},
+            )
+        if self._returning:
+            statement = statement.returning(*(self._table.c[name] for name in self._returning))
+        return statement
 
     def on(self, connection: AsyncConnection) -> Any:
         """The statement in the connection's dialect."""
