@@ -15,7 +15,7 @@ from dockyard.metadata.schema import uploads
 from dockyard.oci.digest import Digest
 from dockyard.registry.errors import BlobUploadUnknown, SizeInvalid, UploadOutOfOrder
 from dockyard.registry.purge import PurgeOptions
-from dockyard.registry.uploads import TOUCH_INTERVAL, Chunk
+from dockyard.registry.uploads import TOUCH_INTERVAL, Chunk, UploadState
 from tests.api.client import digest_of
 from tests.registry.kit import Kit, chunk, chunks, database_url, open_kit, run
 
@@ -167,32 +167,62 @@ async def _held_open(first: bytes, gate: asyncio.Event, rest: bytes,
     yield rest
 
 
+async def _writing(kit: Kit, idle_for: timedelta | None = None
+                   ) -> tuple[str, asyncio.Event, asyncio.Task[UploadState]]:
+    """A session holding 10 bytes (idle for `idle_for`, if given) and a request appending 10
+    more that stops halfway until the returned event is set."""
+    uploads = kit.registry.uploads
+    session = await uploads.start("r")
+    await uploads.append("r", session.id, chunk(b"a" * 10))
+    if idle_for is not None:
+        await _set_refreshed(kit, session.id, idle_for)
+    gate, reached = asyncio.Event(), asyncio.Event()
+    writing = asyncio.create_task(uploads.append(
+        "r", session.id, Chunk(_held_open(b"b" * 5, gate, b"b" * 5, reached))))
+    await reached.wait()
+    return session.id, gate, writing
+
+
 def test_a_session_takes_one_writing_request_at_a_time(tmp_path: Path) -> None:
     async def scenario() -> None:
         kit = await open_kit(tmp_path)
         uploads = kit.registry.uploads
         try:
-            session = await uploads.start("r")
-            await uploads.append("r", session.id, chunk(b"a" * 10))
-            gate, reached = asyncio.Event(), asyncio.Event()
-            writing = asyncio.create_task(uploads.append(
-                "r", session.id, Chunk(_held_open(b"b" * 5, gate, b"b" * 5, reached))))
-            await reached.wait()
+            upload_id, gate, writing = await _writing(kit)
             data = b"a" * 10 + b"b" * 10
             digest = Digest.parse(digest_of(data))
-            racing = [uploads.append("r", session.id, chunk(b"c" * 10)),
-                      uploads.append("r", session.id, Chunk(chunks(b"c" * 10), (10, 19))),
-                      uploads.complete("r", session.id, [digest], None),
-                      uploads.cancel("r", session.id)]
+            racing = [uploads.append("r", upload_id, chunk(b"c" * 10)),
+                      uploads.append("r", upload_id, Chunk(chunks(b"c" * 10), (10, 19))),
+                      uploads.complete("r", upload_id, [digest], None),
+                      uploads.cancel("r", upload_id)]
             for attempt in racing:
                 with pytest.raises(UploadOutOfOrder) as caught:
                     await attempt
                 assert caught.value.size >= 10
             gate.set()
             assert (await writing).size == 20
-            assert (tmp_path / "uploads" / session.id).read_bytes() == data
-            await uploads.complete("r", session.id, [digest], None)
+            assert (tmp_path / "uploads" / upload_id).read_bytes() == data
+            await uploads.complete("r", upload_id, [digest], None)
             assert await kit.linked("r", str(digest))
+        finally:
+            await kit.registry.close()
+
+    run(scenario)
+
+
+def test_purging_leaves_a_session_alone_while_a_request_writes_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        kit = await open_kit(tmp_path)
+        uploads = kit.registry.uploads
+        try:
+            upload_id, gate, writing = await _writing(kit, idle_for=timedelta(days=8))
+            report = await kit.registry.purger.run(PurgeOptions(age=WEEK))
+            assert (report.sessions, report.strays) == (0, 0)
+            gate.set()
+            assert (await writing).size == 20
+            assert (await uploads.status("r", upload_id)).size == 20
+            # idle again, and refreshed by that chunk: still not purged
+            assert (await kit.registry.purger.run(PurgeOptions(age=WEEK))).sessions == 0
         finally:
             await kit.registry.close()
 

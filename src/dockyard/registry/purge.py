@@ -2,19 +2,22 @@
 
 distribution's `storage.maintenance.uploadpurging`. The session row goes first, in a
 statement that re-checks its age, so a client still appending (which refreshes the session)
-is never purged, and a purged session answers BLOB_UPLOAD_UNKNOWN rather than half-working.
+is never purged, and a purged session answers BLOB_UPLOAD_UNKNOWN rather than half-working;
+staged bytes are removed only while no request is writing them.
 A session no chunk was appended to has no row (registry/uploads.py): its staged upload goes
 with the strays once it is older than `age`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from dockyard.metadata.lifecycle import LifecycleStore
-from dockyard.storage.base import BlobStore, UploadMissing
+from dockyard.storage.base import BlobStore, UploadBusy, UploadMissing
 
 log = logging.getLogger("dockyard.purge")
 
@@ -56,11 +59,11 @@ class UploadPurger:
                     report.sessions += 1
                     report.bytes += await self._staged_size(upload_id)
                     continue
-                if not await self._lifecycle.delete_stale_upload(upload_id, cutoff):
-                    continue
-                report.bytes += await self._staged_size(upload_id)
-                await self._store.delete_upload(upload_id)
-                report.sessions += 1
+                async with self._unless_written(upload_id) as idle:
+                    if idle and await self._lifecycle.delete_stale_upload(upload_id, cutoff):
+                        report.bytes += await self._staged_size(upload_id)
+                        await self._store.delete_upload(upload_id)
+                        report.sessions += 1
         await self._purge_strays(cutoff.timestamp(), options.dry_run, report)
         verb = "would purge" if options.dry_run else "purged"
         log.info("uploadpurging: %s %d sessions and %d stray uploads, %d staged bytes", verb,
@@ -82,10 +85,29 @@ class UploadPurger:
             for upload_id in batch:
                 if upload_id in known:
                     continue
-                report.strays += 1
-                report.bytes += await self._staged_size(upload_id)
-                if not dry_run:
-                    await self._store.delete_upload(upload_id)
+                if dry_run:
+                    report.strays += 1
+                    report.bytes += await self._staged_size(upload_id)
+                    continue
+                async with self._unless_written(upload_id) as idle:
+                    if idle:
+                        report.strays += 1
+                        report.bytes += await self._staged_size(upload_id)
+                        await self._store.delete_upload(upload_id)
+
+    @contextlib.asynccontextmanager
+    async def _unless_written(self, upload_id: str) -> AsyncIterator[bool]:
+        """Holds the upload as a request would (BlobStore.hold_upload), so no chunk being
+        written is removed under it; yields False while a request is writing it."""
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(self._store.hold_upload(upload_id))
+            except UploadBusy:
+                yield False
+                return
+            except UploadMissing:  # a row that outlived its bytes: nothing to hold
+                pass
+            yield True
 
     async def _staged_size(self, upload_id: str) -> int:
         try:
