@@ -214,3 +214,17 @@ def test_an_append_not_at_the_staged_end_is_busy(services: Services) -> None:
         assert await node.upload_size("race") == 100
 
     run(services, scenario)
+
+
+def test_holding_an_upload_excludes_other_requests_of_the_process(services: Services) -> None:
+    async def scenario(store: Callable[[], S3BlobStore]) -> None:
+        node = store()
+        await node.create_upload("held")
+        async with node.hold_upload("held"):
+            with pytest.raises(UploadBusy):
+                async with node.hold_upload("held"):
+                    pass
+        async with node.hold_upload("held"):
+            pass
+
+    run(services, scenario)

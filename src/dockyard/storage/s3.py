@@ -171,6 +171,7 @@ class S3BlobStore(BlobStore):
         self._client: S3Client | None = None
         self._stack = AsyncExitStack()
         self._lock = asyncio.Lock()
+        self._held: set[str] = set()
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -344,6 +345,18 @@ class S3BlobStore(BlobStore):
         s3 = await self._s3()
         await s3.put_object(Bucket=self.options.bucket, Key=self._state_key(upload_id),
                             Body=state.to_json(), ContentType="application/json")
+
+    @contextlib.asynccontextmanager
+    async def hold_upload(self, upload_id: str) -> AsyncIterator[None]:
+        """Within this process only: S3 has no lock another node would respect, so two
+        nodes appending at once are caught by the offset check in `append_upload`."""
+        if upload_id in self._held:
+            raise UploadBusy(upload_id)
+        self._held.add(upload_id)
+        try:
+            yield
+        finally:
+            self._held.discard(upload_id)
 
     async def create_upload(self, upload_id: str) -> None:
         await self._save(upload_id, _UploadState())
