@@ -41,7 +41,8 @@ async def get_blob(request: web.Request, name: str, digest_text: str) -> web.Str
         headers["Content-Length"] = str(info.size)
         return web.Response(headers=headers)
     if info.local_path is not None:
-        return SendfileResponse(info.local_path, chunk_size=FILE_CHUNK, headers=headers)
+        return SendfileResponse(info.local_path, chunk_size=FILE_CHUNK, headers=headers,
+                                whole=_unread_range(request, info.size))
     redirect = await registry.blobs.redirect_url(info.digest)
     if redirect is not None:
         # The object store serves the bytes (and any Range) itself, as distribution does.
@@ -49,6 +50,18 @@ async def get_blob(request: web.Request, name: str, digest_text: str) -> web.Str
             "Location": redirect, "Docker-Content-Digest": str(info.digest),
         })
     return await _stream(request, registry, info, headers)
+
+
+def _unread_range(request: web.Request, size: int) -> bool:
+    """A Range this registry does not read (another unit, several ranges) is ignored and the
+    whole blob served, as RFC 9110 has it and as streamed blobs are; aiohttp answered 416."""
+    header = request.headers.get("Range")
+    if not header:
+        return False
+    try:
+        return parse_range(header, size) is None
+    except RangeNotSatisfiable:
+        return False
 
 
 async def _stream(request: web.Request, registry: Registry, info: BlobInfo,

@@ -74,7 +74,22 @@ sendfile, so many slow local clients cannot make the process grow by a buffer ea
 
 
 class SendfileResponse(web.FileResponse):
-    """A FileResponse that sends its body with `os.sendfile` where the connection allows."""
+    """A FileResponse that sends its body with `os.sendfile` where the connection allows.
+
+    With `whole`, the request's Range header is not looked at: the whole file is sent.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *args: Any, whole: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(path, *args, **kwargs)
+        self._whole = whole
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self._whole:
+            request = request.clone(headers=[
+                (key, value) for key, value in request.headers.items()
+                if key.lower() != "range"])
+        return await super().prepare(request)
 
     async def _sendfile(self, request: web.BaseRequest, fobj: IO[Any], offset: int,
                         count: int) -> AbstractStreamWriter:
