@@ -85,14 +85,12 @@ class UploadPurger:
             for upload_id in batch:
                 if upload_id in known:
                     continue
-                if dry_run:
+                async with self._unless_written(upload_id) as idle:
+                    if not idle:
+                        continue
                     report.strays += 1
                     report.bytes += await self._staged_size(upload_id)
-                    continue
-                async with self._unless_written(upload_id) as idle:
-                    if idle:
-                        report.strays += 1
-                        report.bytes += await self._staged_size(upload_id)
+                    if not dry_run:
                         await self._store.delete_upload(upload_id)
 
     @contextlib.asynccontextmanager

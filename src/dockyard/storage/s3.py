@@ -348,8 +348,8 @@ class S3BlobStore(BlobStore):
 
     @contextlib.asynccontextmanager
     async def hold_upload(self, upload_id: str) -> AsyncIterator[None]:
-        """Within this process only: S3 has no lock another node would respect, so two
-        nodes appending at once are caught by the offset check in `append_upload`."""
+        """Within this process only: S3 has no lock another node would respect. Between
+        nodes only the offset check in `append_upload` sees a race, and not every one."""
         if upload_id in self._held:
             raise UploadBusy(upload_id)
         self._held.add(upload_id)
