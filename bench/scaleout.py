@@ -54,9 +54,9 @@ import aiohttp
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
-from tests.api.client import Client, repo_name
 from tests.backends import Services
 from tests.server import RunningRegistry, running_registry
+from tests.system.api.client import Client, repo_name
 
 from bench.httpclient import Connection, expect
 from dockyard.config import load_config

@@ -8,7 +8,7 @@ import time
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from dockyard.api.middleware import REQUEST_ID, STARTED
+from dockyard.api.middleware.responses import REQUEST_ID, STARTED
 
 
 def _fields(request: web.BaseRequest, response: web.StreamResponse,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dockyard.api.appkeys import REGISTRY, URLS
 from dockyard.api.auth import AUTH, AuthState
-from dockyard.api.keys import REGISTRY, URLS
-from dockyard.api.lifecycle import read_only_middleware
-from dockyard.api.middleware import add_common_headers, registry_middleware
+from dockyard.api.middleware.readonly import read_only_middleware
+from dockyard.api.middleware.responses import add_common_headers, registry_middleware
 from dockyard.api.routes import add_routes
 from dockyard.api.urls import UrlBuilder
 from dockyard.registry.registry import Registry

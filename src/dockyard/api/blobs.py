@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
+from dockyard.api.appkeys import REGISTRY
 from dockyard.api.events import event_context, pull_context
-from dockyard.api.keys import REGISTRY
 from dockyard.api.ranges import RangeNotSatisfiable, parse_range
 from dockyard.api.sendfile import SendfileResponse
 from dockyard.registry.blobs import BlobInfo

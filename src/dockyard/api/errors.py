@@ -84,7 +84,7 @@ def storage_full_response(request: web.Request, exc: OSError) -> web.Response:
     """The disk or a quota is full: 507, and a log line an operator can act on.
 
     No traceback: nothing is wrong with the request or the code, and a failed write has
-    already been cut back (storage/fanout.py, storage/direct.py) or rolled back (SQLite's
+    already been cut back (storage/fanout.py, storage/filesystem/direct.py) or rolled back (SQLite's
     "database or disk is full" arrives as ENOSPC, metadata/engine.py).
     """
     log.error("%s %s: storage is full: %s", request.method, request.path, exc)

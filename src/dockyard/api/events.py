@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dockyard.api.appkeys import REGISTRY, URLS
 from dockyard.api.auth import PRINCIPAL
-from dockyard.api.keys import REGISTRY, URLS
-from dockyard.api.middleware import REQUEST_ID
+from dockyard.api.middleware.responses import REQUEST_ID
 from dockyard.auth.access import Principal
 from dockyard.registry.events import EventContext
 

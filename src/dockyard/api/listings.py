@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dockyard.api.appkeys import REGISTRY
 from dockyard.api.auth import pull_filter
 from dockyard.api.jsonbody import json_response
-from dockyard.api.keys import REGISTRY
 from dockyard.api.pagination import last_of, next_link, page_size
 from dockyard.oci import mediatypes
-from dockyard.registry.listing import referrers_index
+from dockyard.registry.listings import referrers_index
 from dockyard.registry.references import parse_digest
 
 TAGS_DEFAULT_PAGE = 100_000

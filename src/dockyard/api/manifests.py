@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dockyard.api.appkeys import REGISTRY, URLS
 from dockyard.api.events import event_context, pull_context
-from dockyard.api.keys import REGISTRY, URLS
 from dockyard.api.uploads import BODY_CHUNK
 
 

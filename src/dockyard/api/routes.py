@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from dockyard.api import auth, blobs, lifecycle, listings, manifests, uploads
+from dockyard.api import auth, blobs, listings, manifests, uploads, usage
 from dockyard.api.errors import registry_error_response, unsupported
 from dockyard.api.jsonbody import json_response
 from dockyard.auth.access import CATALOG_SCOPE, repository_scope
@@ -95,11 +95,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if refused is not None:
             return refused
         return await listings.catalog(request)
-    if tail == lifecycle.USAGE_PATH:
+    if tail == usage.USAGE_PATH:
         refused = await auth.check(request, CATALOG_SCOPE)
         if refused is not None:
             return refused
-        return await lifecycle.usage(request)
+        return await usage.usage(request)
     for endpoint in _ENDPOINTS:
         match = endpoint.pattern.fullmatch(tail)
         if match is None:

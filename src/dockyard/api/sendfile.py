@@ -47,7 +47,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.web_fileresponse import NOSENDFILE
 
-from dockyard.buffers import BufferPool
+from dockyard.storage.buffers import BufferPool
 
 log = logging.getLogger("dockyard.api.sendfile")
 
@@ -67,7 +67,7 @@ SMALL_COPY_BUFFER = 256 << 10
 what the process grows by (16 x 1 MiB showed as 15 MiB more peak RSS in the bench)."""
 LARGE_BODY = 8 << 20
 IDLE_BUFFERS = 4
-"""Copy buffers of each size a process keeps for the next transfer (dockyard/buffers.py)."""
+"""Copy buffers of each size a process keeps for the next transfer (storage/buffers.py)."""
 COPY_BUDGET = 32 << 20
 """Copy buffers in use at once per process; past it a loopback download is sent with
 sendfile, so many slow local clients cannot make the process grow by a buffer each."""

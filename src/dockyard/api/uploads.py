@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import StreamReader, web
 
+from dockyard.api.appkeys import REGISTRY, URLS
 from dockyard.api.auth import may_pull
 from dockyard.api.events import event_context
-from dockyard.api.keys import REGISTRY, URLS
 from dockyard.registry.errors import DigestInvalid, UploadOutOfOrder
 from dockyard.registry.references import parse_digest
 from dockyard.registry.uploads import Chunk, UploadState

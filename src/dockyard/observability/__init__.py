@@ -2,5 +2,5 @@
 
 Cross-cutting, so kept apart from the layers: `metrics` is a leaf any layer may record to;
 `instrument` and `health` know only the ports they observe (storage, cache) and `oci`; the
-wiring from configuration is in `app_observability`, beside the composition root.
+wiring from configuration is in `app.observability`, in the composition root.
 """

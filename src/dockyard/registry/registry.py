@@ -9,7 +9,7 @@ from dockyard.registry.blobs import Blobs
 from dockyard.registry.check import IntegrityChecker
 from dockyard.registry.events import EventRecorder
 from dockyard.registry.gc import GarbageCollector
-from dockyard.registry.listing import Listings
+from dockyard.registry.listings import Listings
 from dockyard.registry.manifests import Manifests
 from dockyard.registry.purge import UploadPurger
 from dockyard.registry.readonly import ReadOnlySwitch

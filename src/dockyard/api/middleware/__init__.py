@@ -1,0 +1,1 @@
+"""Middleware every request passes: response headers and OCI errors, metrics and tracing."""

@@ -1,0 +1,119 @@
+"""Composition for the shared backends: PostgreSQL options, the blob store, the Redis cache.
+
+Part of the composition root, like `app` and the other `app_*` modules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dockyard.config import Config, parse_duration, split_host_port
+from dockyard.storage.base import BlobStore
+from dockyard.storage.filesystem.driver import FilesystemBlobStore
+
+if TYPE_CHECKING:
+    from dockyard.cache.base import Cache
+    from dockyard.cache.redis import RedisOptions
+    from dockyard.metadata.engine import Engines
+    from dockyard.metadata.postgres import PostgresOptions
+    from dockyard.storage.s3.driver import S3Options
+
+# The S3 and Redis drivers are imported only when configured: together they weigh tens of
+# MiB in every worker process. The metadata engines are imported where they are built: the
+# supervisor's debug listener needs only the blob store from here.
+
+
+def postgres_options(config: Config) -> PostgresOptions:
+    from dockyard.metadata.postgres import PostgresOptions
+
+    database = config.database
+    return PostgresOptions(
+        pool_size=database.pool_size,
+        max_overflow=database.max_overflow,
+        pool_timeout=parse_duration(database.pool_timeout),
+        pool_recycle=parse_duration(database.pool_recycle),
+        connect_timeout=parse_duration(database.connect_timeout),
+        statement_timeout=parse_duration(database.statement_timeout),
+        sslmode=database.sslmode,
+        sslrootcert=database.sslrootcert,
+        sslcert=database.sslcert,
+        sslkey=database.sslkey,
+    )
+
+
+def database_engines(config: Config) -> Engines:
+    """The engines `database` describes (SQLite by default, else PostgreSQL with its pool)."""
+    from dockyard.metadata.engine import create_engines
+
+    return create_engines(
+        config.database_url(), pool_size=config.database.pool_size, echo=config.database.echo,
+        postgres=postgres_options(config),
+    )
+
+
+def s3_options(config: Config) -> S3Options | None:
+    s3 = config.storage.s3
+    if s3 is None:
+        return None
+    from dockyard.storage.s3.driver import S3Options
+
+    extra = {"ACL": s3.objectacl} if s3.objectacl else {}
+    return S3Options(
+        bucket=s3.bucket,
+        region=s3.region,
+        endpoint_url=s3.endpoint_url,
+        force_path_style=s3.forcepathstyle,
+        access_key=s3.accesskey,
+        secret_key=s3.secretkey,
+        session_token=s3.sessiontoken,
+        root=s3.rootdirectory,
+        chunk_size=s3.chunksize,
+        copy_chunk_size=s3.multipartcopychunksize,
+        copy_threshold=s3.multipartcopythresholdsize,
+        copy_concurrency=s3.multipartcopymaxconcurrency,
+        storage_class=None if s3.storageclass.upper() == "NONE" else s3.storageclass,
+        encrypt=s3.encrypt,
+        kms_key_id=s3.keyid,
+        verify_tls=not s3.skipverify,
+        redirect=not config.storage.redirect.disable,
+        extra_put_arguments=extra,
+    )
+
+
+def redis_options(config: Config) -> RedisOptions | None:
+    redis = config.redis
+    if redis is None:
+        return None
+    from dockyard.cache.redis import RedisOptions
+
+    host, port = split_host_port(redis.addr)
+    return RedisOptions(
+        host=host, port=port, db=redis.db, username=redis.username, password=redis.password,
+        tls=redis.tls.enabled, tls_ca_files=tuple(redis.tls.clientcas),
+        tls_certificate=redis.tls.certificate, tls_key=redis.tls.key,
+        tls_verify=not redis.tls.insecureskipverify,
+        connect_timeout=parse_duration(redis.dialtimeout),
+        timeout=max(parse_duration(redis.readtimeout), parse_duration(redis.writetimeout)),
+        max_connections=redis.pool.maxactive,
+    )
+
+
+def build_cache(config: Config) -> Cache | None:
+    """The shared cache when `redis` is configured; without it every lookup reads the DB."""
+    options = redis_options(config)
+    if options is None or config.redis is None:
+        return None
+    from dockyard.cache.redis import RedisCache
+    from dockyard.cache.redis import connect as connect_redis
+
+    return RedisCache(connect_redis(options), int(parse_duration(config.redis.cache.ttl)))
+
+
+def build_blob_store(config: Config) -> BlobStore:
+    options = s3_options(config)
+    if options is not None:
+        from dockyard.storage.s3.driver import S3BlobStore
+
+        return S3BlobStore(options)
+    return FilesystemBlobStore(Path(config.storage.filesystem.rootdirectory).resolve())

@@ -1,0 +1,88 @@
+"""The composition root: the one place that reads configuration and wires the drivers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from dockyard.api.accesslog import JsonAccessLogger, TextAccessLogger
+from dockyard.api.application import make_web_app
+from dockyard.api.urls import UrlBuilder
+from dockyard.app import reload
+from dockyard.app.backends import build_blob_store, build_cache, database_engines
+from dockyard.app.maintenance import add_maintenance
+from dockyard.app.notifications import add_notifications, build_recorder
+from dockyard.app.observability import Observed
+from dockyard.app.observability import access_logger as observed_access_logger
+from dockyard.config import Config
+from dockyard.metadata.cached import CachingMetadataStore
+from dockyard.metadata.store import MetadataStore
+from dockyard.observability.logs import configure_logging
+from dockyard.registry.registry import Policy, Registry
+
+
+def setup_logging(config: Config) -> None:
+    configure_logging(config.log.level, config.log.formatter, config.log.fields)
+
+
+async def migrate_database(config: Config, apply: bool | None = None) -> None:
+    """Run once, before workers start, so they never race on schema changes.
+
+    `apply` defaults to `database.automigrate`; without it the schema is only checked, and a
+    schema this Dockyard does not know (or an outdated one) stops the server.
+    """
+    engines = database_engines(config)
+    try:
+        from dockyard.metadata import migrate  # Alembic: only the process that migrates
+
+        if config.database.automigrate if apply is None else apply:
+            await migrate.upgrade(engines.write)
+        else:
+            await migrate.check(engines.write)
+    finally:
+        await engines.dispose()
+
+
+def build_registry(config: Config, observed: Observed | None = None) -> Registry:
+    store = build_blob_store(config)
+    policy = Policy(
+        delete_enabled=config.storage.delete.enabled,
+        manifest_max_bytes=config.limits.manifestmaxbytes,
+        read_only=config.storage.maintenance.readonly.enabled,
+        remove_referrers=config.storage.delete.referrers == "remove",
+    )
+    engines = database_engines(config)
+    cache = build_cache(config)
+    if observed is not None:
+        cache = observed.wrap_cache(cache)
+    metadata = MetadataStore(engines) if cache is None else CachingMetadataStore(engines, cache)
+    if observed is not None:
+        store, metadata = observed.wrap(engines, store, metadata)
+    return Registry(store, metadata, policy, build_recorder(config, metadata))
+
+
+def build_web_app(config: Config) -> web.Application:
+    urls = UrlBuilder(host=config.http.host, relative=config.http.relativeurls)
+    observed = Observed(config)
+    registry = build_registry(config, observed)
+    auth = None
+    if config.auth.enabled:
+        # Imported only here: the auth libraries (PyJWT, cryptography, bcrypt) cost a worker
+        # about 9 MiB, which a registry without auth need not pay.
+        from dockyard.app.auth import build_auth, reload_htpasswd
+
+        auth = build_auth(config)
+    app = make_web_app(registry, urls, auth)
+    if auth is not None:
+        reload.register(("auth.htpasswd.path",), reload_htpasswd(auth))
+    add_maintenance(app, config, registry)
+    add_notifications(app, config, registry)
+    observed.install(app)
+    return app
+
+
+def access_logger_class(config: Config) -> type[AbstractAccessLogger] | None:
+    inner: type[AbstractAccessLogger] | None = None
+    if not config.log.accesslog.disabled:
+        inner = JsonAccessLogger if config.log.formatter == "json" else TextAccessLogger
+    return observed_access_logger(config, inner)

@@ -1,0 +1,190 @@
+"""`dockyard gc`, `du`, `check` and `readonly`: storage lifecycle from the command line.
+
+They work on the database and storage the configuration names, while the server runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from dataclasses import asdict
+from typing import Any
+
+from dockyard.app.maintenance import gc_options
+from dockyard.app.web import build_registry, migrate_database
+from dockyard.config import Config, parse_duration
+from dockyard.registry.check import CheckReport
+from dockyard.registry.gc import GCReport, format_bytes
+from dockyard.registry.maintenance import LeaseBusy, run_exclusive
+from dockyard.registry.registry import Registry
+
+COMMANDS = frozenset({"gc", "du", "check", "readonly"})
+PROGRESS_EVERY = 2.0
+"""Seconds between progress lines when stderr is not a terminal."""
+
+
+def add_parsers(commands: Any) -> None:
+    config_help = "configuration file (distribution's YAML layout)"
+    gc = commands.add_parser(
+        "gc", help="remove unreferenced blobs (and untagged manifests) now, while serving")
+    gc.add_argument("--config", help=config_help)
+    gc.add_argument("--dry-run", action="store_true", help="report what would go; delete nothing")
+    gc.add_argument("--delete-untagged", action="store_true",
+                    help="also remove untagged manifests no index or live referrer needs")
+    gc.add_argument("--grace-period", metavar="DURATION",
+                    help="protect content pushed this recently (default: "
+                         "storage.maintenance.gc.graceperiod)")
+    du = commands.add_parser("du", help="storage used, per repository and in total")
+    du.add_argument("--config", help=config_help)
+    du.add_argument("repository", nargs="?", help="only this repository")
+    du.add_argument("--json", action="store_true", help="machine-readable output")
+    check = commands.add_parser(
+        "check", help="re-hash every blob; report missing, corrupt and dangling content")
+    check.add_argument("--config", help=config_help)
+    check.add_argument("--repair", action="store_true",
+                       help="unlink blobs whose bytes are missing or corrupt")
+    readonly = commands.add_parser(
+        "readonly", help="switch read-only mode for every worker and node, without restart")
+    readonly.add_argument("--config", help=config_help)
+    readonly.add_argument("state", choices=("on", "off", "status"))
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    return asyncio.run(_run(args, config))
+
+
+async def _run(args: argparse.Namespace, config: Config) -> int:
+    await migrate_database(config)
+    registry = build_registry(config)
+    try:
+        if args.command == "gc":
+            return await _gc(args, config, registry)
+        if args.command == "du":
+            return await _du(args, registry)
+        if args.command == "check":
+            return await _check(args, registry)
+        return await _readonly(args, config, registry)
+    finally:
+        await registry.close()
+
+
+class _Ticker:
+    """Progress on stderr: one rewritten line on a terminal, a line every few seconds if not."""
+
+    def __init__(self) -> None:
+        self._tty = sys.stderr.isatty()
+        self._last = 0.0
+        self._shown = False
+
+    def show(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < (0.2 if self._tty else PROGRESS_EVERY):
+            return
+        self._last = now
+        if self._tty:
+            print(f"\r\033[K{text}", end="", file=sys.stderr, flush=True)
+            self._shown = True
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self._shown:
+            print(file=sys.stderr)
+
+
+async def _gc(args: argparse.Namespace, config: Config, registry: Registry) -> int:
+    grace = parse_duration(args.grace_period) if args.grace_period else None
+    options = gc_options(config, dry_run=args.dry_run,
+                         delete_untagged=True if args.delete_untagged else None,
+                         grace_period=grace)
+    ticker = _Ticker()
+
+    def progress(report: GCReport) -> None:
+        ticker.show(f"gc: {report.phase}: {report.manifests_removed} manifests, "
+                    f"{report.blobs_removed} blobs, {format_bytes(report.bytes_reclaimed)} "
+                    f"({report.seconds:.0f}s)")
+
+    try:
+        if options.dry_run:
+            report = await registry.collector.run(options, progress)
+        else:
+            report = await run_exclusive(registry.lifecycle, "gc",
+                                         lambda: registry.collector.run(options, progress))
+    except LeaseBusy:
+        lease = await registry.lifecycle.lease("gc")
+        holder = lease.holder if lease is not None else "another process"
+        print(f"dockyard: garbage collection is already running ({holder})", file=sys.stderr)
+        return 1
+    ticker.done()
+    print(("dry run: " if report.dry_run else "") + report.summary())
+    print(f"  manifests removed: {report.manifests_removed}"
+          f" ({format_bytes(report.manifest_bytes)} of metadata)")
+    print(f"  blobs removed:     {report.blobs_removed}"
+          + (f" ({report.resumed} left by an interrupted run)" if report.resumed else ""))
+    print(f"  bytes reclaimed:   {report.bytes_reclaimed} ({format_bytes(report.bytes_reclaimed)})")
+    print(f"  time taken:        {report.seconds:.2f}s")
+    return 0
+
+
+async def _du(args: argparse.Namespace, registry: Registry) -> int:
+    usage = await registry.lifecycle.usage(args.repository)
+    if args.repository is not None and not usage.repositories:
+        print(f"dockyard: no repository {args.repository!r}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({
+            "repositories": [asdict(item) for item in usage.repositories],
+            "total": {"blobs": usage.blobs, "stored_bytes": usage.stored_bytes,
+                      "logical_bytes": usage.logical_bytes},
+        }, indent=2))
+        return 0
+    width = max([len("REPOSITORY"), *(len(item.name) for item in usage.repositories)])
+    print(f"{'REPOSITORY':<{width}}  {'UNIQUE':>10}  {'LOGICAL':>10}  {'BLOBS':>7}  MANIFESTS")
+    for item in usage.repositories:
+        print(f"{item.name:<{width}}  {format_bytes(item.unique_bytes):>10}  "
+              f"{format_bytes(item.logical_bytes):>10}  {item.blobs:>7}  {item.manifests}")
+    label = "total" if args.repository is None else "selected"
+    print(f"{label}: {format_bytes(usage.stored_bytes)} stored ({usage.stored_bytes} bytes, "
+          f"deduplicated), {format_bytes(usage.logical_bytes)} logical "
+          f"({usage.logical_bytes} bytes)")
+    print("UNIQUE is what deleting the repository would free; LOGICAL counts shared blobs too.")
+    return 0
+
+
+async def _check(args: argparse.Namespace, registry: Registry) -> int:
+    ticker = _Ticker()
+
+    def progress(report: CheckReport) -> None:
+        ticker.show(f"check: {report.blobs_checked}/{report.blobs_total} blobs, "
+                    f"{format_bytes(report.bytes_hashed)} hashed ({report.seconds:.0f}s)")
+
+    report = await registry.checker.run(repair=args.repair, progress=progress)
+    ticker.done()
+    for problem in report.problems + report.orphans:
+        print(f"{problem.kind}: {problem.digest}: {problem.detail}")
+    if report.orphans:
+        print(f"{len(report.orphans)} orphaned files hold {format_bytes(report.orphan_bytes)}"
+              + (" (removed)" if args.repair else "; `dockyard check --repair` removes them"))
+    if not report.listed:
+        print("this storage driver cannot list its blobs: orphaned bytes were not looked for")
+    print(f"checked {report.blobs_checked} blobs ({format_bytes(report.bytes_hashed)}) in "
+          f"{report.seconds:.1f}s: {len(report.problems)} problems"
+          + (f", {report.repaired} repaired" if args.repair else ""))
+    if report.ok:
+        print("everything referenced is present and intact")
+        return 0
+    return 1
+
+
+async def _readonly(args: argparse.Namespace, config: Config, registry: Registry) -> int:
+    if args.state != "status":
+        await registry.readonly.switch(args.state == "on")
+    switched = await registry.readonly.switched_on()
+    configured = config.storage.maintenance.readonly.enabled
+    state = "on" if switched or configured else "off"
+    why = " (storage.maintenance.readonly.enabled in the configuration)" if configured else ""
+    print(f"read-only mode: {state}{why}; every worker and node follows within a second")
+    return 0

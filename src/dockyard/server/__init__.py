@@ -1,0 +1,1 @@
+"""Processes: serve (the light supervisor), workers, draining, reload, TLS, the debug listener."""

@@ -1,0 +1,129 @@
+"""Running the registry: worker processes sharing one port through SO_REUSEPORT.
+
+`serve` migrates the database and makes the token keys once, before any worker starts. With
+one worker the server then runs in this process. With more, this process hands over to the
+lean `supervisor`, which starts the workers (`dockyard.server.worker`, running `run_worker`),
+restarts one that dies, and passes SIGTERM/SIGINT on so each worker drains its in-flight
+requests before exiting.
+
+SIGHUP re-reads the configuration (see `reload`): each worker runs the registered reload
+hooks. The debug listener (metrics, /debug/health) runs in the supervisor, summing the
+workers' metric files, or in the only worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import signal
+import ssl
+from typing import NoReturn
+
+import uvloop
+from aiohttp import web
+
+from dockyard.app import reload
+from dockyard.app.observability import debug_address, metrics_enabled, start_debug_server
+from dockyard.app.web import (
+    access_logger_class,
+    build_web_app,
+    migrate_database,
+    setup_logging,
+)
+from dockyard.config import Config, TlsConfig
+from dockyard.observability.logs import set_level
+from dockyard.server import supervisor, tls
+from dockyard.server.debug_listener import debug_store
+from dockyard.server.drain import FORCE_CLOSE_TIMEOUT, drain
+
+log = logging.getLogger("dockyard.server.serve")
+
+
+def _register_tls_reload(context: ssl.SSLContext, current: TlsConfig) -> None:
+    def reload_tls(config: Config) -> None:
+        # Turning TLS on or off needs a restart; new paths or new files apply live.
+        tls.reload(context, config.http.tls or current)
+
+    reload.register(("http.tls",), reload_tls)
+
+
+async def _serve(config: Config, config_path: str | None = None,
+                 debug: bool = False) -> None:
+    # Signals first: a SIGTERM or SIGHUP that arrives while starting must not kill the worker.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    reload.register(("log.level",), lambda new: set_level(new.log.level))
+    reloader = reload.Reloader(config_path, config)
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hangup() -> None:
+        task = loop.create_task(reloader.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    logger_class = access_logger_class(config)
+    runner_options: dict[str, object] = (
+        {"access_log_class": logger_class, "access_log": logging.getLogger("dockyard.access")}
+        if logger_class is not None
+        else {"access_log": None}
+    )
+    runner = web.AppRunner(build_web_app(config), shutdown_timeout=FORCE_CLOSE_TIMEOUT,
+                           **runner_options)  # type: ignore[arg-type]
+    await runner.setup()
+    ssl_context = tls.make_context(config.http.tls) if config.http.tls is not None else None
+    site = web.TCPSite(
+        runner,
+        config.http.bind_host,
+        config.http.bind_port,
+        reuse_port=True,
+        backlog=1024,
+        ssl_context=ssl_context,
+    )
+    await site.start()
+    log.info("listening on %s", config.http.addr)
+    if ssl_context is not None and config.http.tls is not None:
+        _register_tls_reload(ssl_context, config.http.tls)
+    debug_runner = (await start_debug_server(config, debug_store(config), None)
+                    if debug else None)
+    await stop.wait()
+    log.info("draining connections (up to %ss)", config.http.drain_timeout_seconds)
+    await drain(runner, [site], config.http.drain_timeout_seconds)
+    if debug_runner is not None:
+        await debug_runner.cleanup()
+
+
+def run_worker(config: Config, config_path: str | None = None, debug: bool = False) -> None:
+    setup_logging(config)
+    uvloop.run(_serve(config, config_path, debug))
+
+
+def serve(config: Config, workers: int, config_path: str | None = None) -> int:
+    setup_logging(config)
+    asyncio.run(migrate_database(config))
+    if config.auth.token_service_enabled:
+        from dockyard.app.auth import prepare_auth  # the auth libraries, only where needed
+
+        prepare_auth(config)
+    if workers <= 1:
+        run_worker(config, config_path, debug=True)
+        return 0
+    log.info("starting %d workers", workers)
+    _hand_over(config, workers, config_path)
+
+
+def _hand_over(config: Config, workers: int, config_path: str | None) -> NoReturn:
+    supervisor.hand_over(supervisor.Plan(
+        workers=workers,
+        config_path=config_path,
+        config=pickle.dumps(config),
+        log_level=config.log.level,
+        log_formatter=config.log.formatter,
+        log_fields=dict(config.log.fields),
+        drain_timeout=config.http.drain_timeout_seconds,
+        metrics=metrics_enabled(config),
+        debug=debug_address(config) is not None,
+    ))
