@@ -21,7 +21,7 @@ from dockyard.auth.keys import (
     load_root_bundle,
     merge_all,
 )
-from dockyard.auth.policy import Policy, Rule
+from dockyard.auth.policy import AccessPolicy, Rule
 from dockyard.auth.ratelimit import FailureLimiter, MemoryFailureLimiter
 from dockyard.auth.service import TokenService
 from dockyard.auth.tokens import TokenIssuer, TokenVerifier
@@ -30,13 +30,13 @@ from dockyard.config import AuthConfig, Config
 log = logging.getLogger("dockyard.auth")
 
 
-def build_policy(auth: AuthConfig) -> Policy:
+def build_policy(auth: AuthConfig) -> AccessPolicy:
     rules = [
         Rule(tuple(rule.repositories), frozenset(rule.users), frozenset(rule.groups),
              frozenset(rule.actions), rule.anonymouspull)
         for rule in auth.access.rules
     ]
-    return Policy(rules, auth.access.admins, auth.access.groups)
+    return AccessPolicy(rules, auth.access.admins, auth.access.groups)
 
 
 def _limiter(config: Config) -> FailureLimiter:

@@ -25,7 +25,7 @@ from dockyard.auth.access import (
     Scope,
 )
 from dockyard.auth.htpasswd import Htpasswd
-from dockyard.auth.policy import Policy
+from dockyard.auth.policy import AccessPolicy
 from dockyard.auth.ratelimit import FailureLimiter, address_key, user_key
 from dockyard.auth.tokens import TokenInvalid, TokenVerifier
 
@@ -104,7 +104,7 @@ def _detail(scope: Scope | None) -> list[dict[str, Any]] | None:
 
 
 class Authorizer:
-    def __init__(self, mode: Mode, policy: Policy, htpasswd: Htpasswd | None,
+    def __init__(self, mode: Mode, policy: AccessPolicy, htpasswd: Htpasswd | None,
                  verifier: TokenVerifier | None, limiter: FailureLimiter,
                  basic_realm: str = "dockyard", service: str = "dockyard",
                  bearer_realm: str | None = None) -> None:

@@ -58,7 +58,13 @@ class Rule:
         return any(compile_pattern(p).fullmatch(repository) for p in self.repositories)
 
 
-class Policy:
+class AccessPolicy:
+    """Who may do what where: the access rules, the admins and the groups, in one place.
+
+    Shared by the authorizer (Basic mode) and the token service (bearer mode), so both modes
+    grant exactly the same rights.
+    """
+
     def __init__(self, rules: Iterable[Rule] = (), admins: Iterable[str] = (),
                  groups: Mapping[str, Iterable[str]] | None = None) -> None:
         self.rules = tuple(rules)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dockyard.auth.access import ALL, CATALOG, REGISTRY, REPOSITORY, Scope
-from dockyard.auth.policy import Policy
+from dockyard.auth.policy import AccessPolicy
 from dockyard.auth.tokens import Grant, TokenIssuer, scope_grant
 
 
-def granted(policy: Policy, subject: str | None, scopes: Iterable[Scope]) -> list[Grant]:
+def granted(policy: AccessPolicy, subject: str | None, scopes: Iterable[Scope]) -> list[Grant]:
     """The intersection of what was asked and what the policy allows; empty grants dropped.
 
     As the token protocol says, asking for more than allowed is not an error: the token
@@ -32,7 +32,7 @@ def granted(policy: Policy, subject: str | None, scopes: Iterable[Scope]) -> lis
 
 
 class TokenService:
-    def __init__(self, issuer: TokenIssuer, policy: Policy, service: str) -> None:
+    def __init__(self, issuer: TokenIssuer, policy: AccessPolicy, service: str) -> None:
         self.issuer = issuer
         self.policy = policy
         self.service = service

@@ -86,10 +86,6 @@ def record_build_info() -> None:
     BUILD_INFO.labels(__version__).set(1)
 
 
-def cache_lookup(cache: str, hit: bool) -> None:
-    CACHE_REQUESTS.labels(cache, "hit" if hit else "miss").inc()
-
-
 def gc_run(seconds: float, ok: bool, deleted: dict[str, int] | None = None) -> None:
     GC_RUNS.labels("ok" if ok else "error").inc()
     GC_DURATION.observe(seconds)

@@ -29,7 +29,6 @@ PUSH = "push"
 PULL = "pull"
 MOUNT = "mount"
 DELETE = "delete"
-ACTIONS = (PUSH, PULL, MOUNT, DELETE)
 
 BLOB_MEDIA_TYPE = "application/octet-stream"
 """What distribution reports as a blob event's media type."""

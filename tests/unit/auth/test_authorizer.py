@@ -12,14 +12,14 @@ from dockyard.auth.access import CATALOG_SCOPE, repository_scope
 from dockyard.auth.authorizer import Authorizer
 from dockyard.auth.htpasswd import Htpasswd
 from dockyard.auth.keys import KeyDirectory
-from dockyard.auth.policy import Policy, Rule
+from dockyard.auth.policy import AccessPolicy, Rule
 from dockyard.auth.ratelimit import MemoryFailureLimiter
 from dockyard.auth.service import TokenService, granted
 from dockyard.auth.tokens import TokenIssuer, TokenVerifier
 from tests.authkit import write_htpasswd
 
 REALM = "https://registry.test/token"
-POLICY = Policy(
+POLICY = AccessPolicy(
     rules=[Rule(("team/**",), users=frozenset({"alice"}), actions=frozenset({"pull", "push"})),
            Rule(("team/**",), users=frozenset({"bob"}), actions=frozenset({"pull"})),
            Rule(("public/*",), anonymous_pull=True)],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.auth.policy import Policy, Rule, compile_pattern
+from dockyard.auth.policy import AccessPolicy, Rule, compile_pattern
 
 
 @pytest.mark.parametrize(("pattern", "name", "matches"), [
@@ -27,14 +27,14 @@ def test_patterns(pattern: str, name: str, matches: bool) -> None:
 
 
 def test_without_rules_every_user_may_everything_and_anonymous_nothing() -> None:
-    policy = Policy()
+    policy = AccessPolicy()
     assert policy.actions("alice", "x/y") == {"pull", "push", "delete"}
     assert policy.actions(None, "x/y") == frozenset()
     assert policy.may_list_catalog("alice") and not policy.may_list_catalog(None)
 
 
 def test_rules_users_groups_admins_anonymous() -> None:
-    policy = Policy(
+    policy = AccessPolicy(
         rules=[
             Rule(("team-a/**",), groups=frozenset({"team-a"}), actions=frozenset({"pull", "push"})),
             Rule(("team-a/**",), users=frozenset({"lead"}), actions=frozenset({"delete"})),
