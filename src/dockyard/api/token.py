@@ -96,13 +96,14 @@ async def get_token(request: web.Request) -> web.StreamResponse:
             credentials = decode_basic(value)
         except Malformed:
             return _unauthorized(state)
-        failed = await _login(request, state, credentials)
-        if failed is not None:
-            return failed
-        subject = credentials.user
-        account = request.query.get("account")
-        if account and account != subject:
-            return _unauthorized(state)
+        if credentials is not None:
+            failed = await _login(request, state, credentials)
+            if failed is not None:
+                return failed
+            subject = credentials.user
+            account = request.query.get("account")
+            if account and account != subject:
+                return _unauthorized(state)
     body = _issued(service, subject, scopes)
     if subject is not None and request.query.get("offline_token") == "true":
         body["refresh_token"] = _refresh_token(state, subject)

@@ -74,11 +74,18 @@ def parse_authorization(header: str) -> tuple[str, str]:
     return scheme.lower(), value
 
 
-def decode_basic(value: str) -> Credentials:
+def decode_basic(value: str) -> Credentials | None:
+    """The user and password; None for an empty pair (`Basic Og==`), which is anonymous.
+
+    skopeo, podman and buildah send the empty pair when they have no credentials; refusing it
+    would keep them from anonymous pulls that curl (which sends no header) gets.
+    """
     try:
         text = base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise Malformed("bad base64") from None
+    if text == ":":
+        return None
     user, colon, password = text.partition(":")
     if not colon or not user:
         raise Malformed("expected user:password")
@@ -151,7 +158,7 @@ class Authorizer:
             credentials = decode_basic(value)
         except Malformed:
             return True
-        return self.htpasswd.cached(credentials.user, credentials.password)
+        return credentials is None or self.htpasswd.cached(credentials.user, credentials.password)
 
     # --- challenges and refusals --------------------------------------------------------------
 
@@ -200,6 +207,8 @@ class Authorizer:
                 raise Malformed("unsupported scheme")
         except Malformed:
             return self._unauthorized(None, token_realm, "authentication required")
+        if credentials is None:
+            return ANONYMOUS
         wait = self.throttled(credentials.user, remote)
         if wait:
             return Decision(429, code="TOOMANYREQUESTS", message="too many failed logins",

@@ -164,6 +164,23 @@ def test_anonymous_pull_per_pattern(basic_server: RunningRegistry) -> None:
     assert_unauthorized(anonymous.get(f"/v2/{repo}/sub/tags/list"), "Basic ")
 
 
+EMPTY_PAIR = {"Authorization": "Basic " + base64.b64encode(b":").decode()}
+"""What skopeo, podman and buildah send when they have no credentials."""
+
+
+def test_an_empty_basic_pair_is_anonymous(basic_server: RunningRegistry) -> None:
+    repo = unique("public")
+    as_user(basic_server, "admin").push_image(repo, "v1")
+    session = requests.Session()
+    session.headers.update(EMPTY_PAIR)
+    empty = Client(basic_server.url, session)
+    assert empty.get(f"/v2/{repo}/manifests/v1").status_code == 200
+    assert empty.tags(repo) == ["v1"]
+    assert_unauthorized(empty.start_upload(repo), "Basic ")
+    assert_unauthorized(empty.get(f"/v2/{unique('team-a')}/tags/list"), "Basic ")
+    assert_unauthorized(empty.get("/v2/"), "Basic ")
+
+
 def test_catalog_lists_only_what_the_caller_may_pull(basic_server: RunningRegistry) -> None:
     admin = as_user(basic_server, "admin")
     repos = {"team": unique("team-a"), "bob": unique("bob"), "public": unique("public")}
@@ -284,6 +301,10 @@ def test_token_grants_are_the_policy(token_server: RunningRegistry) -> None:
                                     "repository:team-a/app:pull"))
     assert anonymous["access"] == [{"type": "repository", "name": "public/p",
                                     "actions": ["pull"]}]
+    empty_pair = requests.get(token_server.url + "/token", headers=EMPTY_PAIR, timeout=10,
+                              params={"service": "dockyard", "scope": "repository:public/p:pull"})
+    assert empty_pair.status_code == 200, describe(empty_pair)
+    assert claims_of(empty_pair.json()["token"])["access"] == anonymous["access"]
 
 
 def test_push_and_pull_with_tokens(token_server: RunningRegistry) -> None:
