@@ -7,7 +7,7 @@ a registry without `auth` behaves exactly as before.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,6 +15,8 @@ from aiohttp import web
 
 from dockyard.api.errors import error_response
 from dockyard.auth.access import PULL, REPOSITORY, Principal, Scope
+from dockyard.registry.errors import RegistryError
+from dockyard.registry.references import check_name
 
 if TYPE_CHECKING:  # a registry without auth never loads PyJWT and cryptography
     from dockyard.auth.authorizer import Authorizer, Decision
@@ -53,25 +55,29 @@ def refusal(decision: Decision) -> web.Response:
     return error_response(decision.status, [entry], headers)
 
 
-async def run_check(state: AuthState, request: web.Request,
-                    needed: Scope | None) -> Decision:
+async def run_check(state: AuthState, request: web.Request, needed: Scope | None,
+                    related: Sequence[Scope] = ()) -> Decision:
     """bcrypt takes tens of milliseconds: it runs in a thread, not on the event loop."""
     authorizer = state.authorizer
     header = request.headers.get("Authorization")
     realm = token_realm(request, state)
     remote = request.remote or ""
     if authorizer.password_cached(header):
-        return authorizer.authorize(header, remote, needed, realm)
+        return authorizer.authorize(header, remote, needed, realm, related)
     return await asyncio.get_running_loop().run_in_executor(
-        None, authorizer.authorize, header, remote, needed, realm)
+        None, authorizer.authorize, header, remote, needed, realm, related)
 
 
-async def check(request: web.Request, needed: Scope | None) -> web.Response | None:
-    """None when the request may go on (the caller is kept on it), else the refusal."""
+async def check(request: web.Request, needed: Scope | None,
+                related: Sequence[Scope] = ()) -> web.Response | None:
+    """None when the request may go on (the caller is kept on it), else the refusal.
+
+    `related` scopes are named in a challenge, never required (see Authorizer.authorize).
+    """
     state = request.app.get(AUTH)
     if state is None:
         return None
-    decision = await run_check(state, request, needed)
+    decision = await run_check(state, request, needed, related)
     if not decision.allowed:
         return refusal(decision)
     request[PRINCIPAL] = decision.principal
@@ -87,6 +93,17 @@ def required_action(method: str, upload: bool) -> str:
     if method == "DELETE":
         return "delete"
     return "push"
+
+
+def mount_source(request: web.Request) -> tuple[Scope, ...]:
+    """Pull on a mount's source repository, for the challenge of `POST ...?mount=&from=`."""
+    source = request.query.get("from")
+    if request.method != "POST" or not request.query.get("mount") or not source:
+        return ()
+    try:
+        return (Scope(REPOSITORY, check_name(source), (PULL,)),)
+    except RegistryError:
+        return ()  # an invalid source is no scope to ask for; the handler answers it
 
 
 def may_pull(request: web.Request, repository: str) -> bool:

@@ -110,7 +110,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             return unsupported(f"{request.method} is not allowed here")
         name = check_name(match.group("name"))
         action = auth.required_action(request.method, endpoint.upload)
-        refused = await auth.check(request, repository_scope(name, action))
+        related = auth.mount_source(request) if endpoint.upload else ()
+        refused = await auth.check(request, repository_scope(name, action), related)
         if refused is not None:
             return refused
         argument = match.groupdict().get("arg") or ""

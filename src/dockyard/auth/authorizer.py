@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -162,25 +162,29 @@ class Authorizer:
 
     # --- challenges and refusals --------------------------------------------------------------
 
-    def challenge(self, needed: Scope | None, token_realm: str, error: str | None = None) -> str:
+    def challenge(self, needed: Scope | None, token_realm: str, error: str | None = None,
+                  related: Sequence[Scope] = ()) -> str:
+        """`related` scopes are named after `needed`, space-separated as distribution does."""
         if self.mode == "basic":
             return f"Basic realm={quote(self.basic_realm)}"
         parts = [f"realm={quote(self.bearer_realm or token_realm)}",
                  f"service={quote(self.service)}"]
         if needed is not None:
-            parts.append(f"scope={quote(str(challenge_scope(needed)))}")
+            scopes = [str(challenge_scope(needed)), *(str(scope) for scope in related)]
+            parts.append(f"scope={quote(' '.join(scopes))}")
         if error is not None:
             parts.append(f"error={quote(error)}")
         return "Bearer " + ",".join(parts)
 
     def _unauthorized(self, needed: Scope | None, token_realm: str, message: str,
-                      error: str | None = None) -> Decision:
+                      error: str | None = None, related: Sequence[Scope] = ()) -> Decision:
         return Decision(401, code="UNAUTHORIZED", message=message,
-                        challenge=self.challenge(needed, token_realm, error),
+                        challenge=self.challenge(needed, token_realm, error, related),
                         detail=_detail(needed))
 
-    def _denied(self, needed: Scope | None, token_realm: str) -> Decision:
-        challenge = (self.challenge(needed, token_realm, "insufficient_scope")
+    def _denied(self, needed: Scope | None, token_realm: str,
+                related: Sequence[Scope] = ()) -> Decision:
+        challenge = (self.challenge(needed, token_realm, "insufficient_scope", related)
                      if self.mode == "bearer" else None)
         return Decision(403, code="DENIED", message="requested access to the resource is denied",
                         challenge=challenge, detail=_detail(needed))
@@ -234,12 +238,17 @@ class Authorizer:
         return check
 
     def authorize(self, header: str | None, remote: str, needed: Scope | None,
-                  token_realm: str) -> Decision:
-        """needed None: only authentication (GET /v2/)."""
+                  token_realm: str, related: Sequence[Scope] = ()) -> Decision:
+        """needed None: only authentication (GET /v2/).
+
+        `related` scopes are named in a challenge but never required: a mount's source, which
+        a token client can only hold if the challenge tells it to ask for it; without it the
+        mount becomes an ordinary upload.
+        """
         found = self.authenticate(header, remote, token_realm)
         if isinstance(found, Decision):
             if needed is not None and found.status == 401:
-                return self._unauthorized(needed, token_realm, found.message)
+                return self._unauthorized(needed, token_realm, found.message, related=related)
             return found
         principal = found
         if needed is None:
@@ -249,9 +258,10 @@ class Authorizer:
         if all(self.may(principal, needed.type, needed.name, a) for a in needed.actions):
             return Decision(200, principal)
         if principal.anonymous:
-            return self._unauthorized(needed, token_realm, "authentication required")
+            return self._unauthorized(needed, token_realm, "authentication required",
+                                      related=related)
         if principal.grants is not None and not any(
                 (kind, name) == (needed.type, needed.name) for kind, name, _ in principal.grants):
             return self._unauthorized(needed, token_realm, "authentication required",
-                                      "insufficient_scope")
-        return self._denied(needed, token_realm)
+                                      "insufficient_scope", related)
+        return self._denied(needed, token_realm, related)

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -525,6 +526,24 @@ def test_mount_with_tokens_needs_pull_on_the_source(token_server: RunningRegistr
     alice = Client(token_server.url, session)
     assert alice.mount(target, digest, secret_source).status_code == 202
     assert alice.mount(target, digest, source).status_code == 201
+
+
+def test_a_mount_challenge_names_the_source(token_server: RunningRegistry) -> None:
+    """A client that asks for exactly the challenged scopes gets pull on the source, and mounts."""
+    source, target = unique("team-a"), unique("team-a")
+    session = requests.Session()
+    session.headers.update(bearer(get_token(token_server, "alice",
+                                            f"repository:{source}:pull,push")))
+    digest = Client(token_server.url, session).push_blob(source, random_bytes(1500))
+    challenged = Client(token_server.url, requests.Session()).mount(target, digest, source)
+    assert_unauthorized(challenged, "Bearer ")
+    challenge = challenged.headers["WWW-Authenticate"]
+    scopes = re.search(r'scope="([^"]*)"', challenge)
+    assert scopes is not None, challenge
+    assert scopes.group(1).split(" ") == [f"repository:{target}:pull,push",
+                                          f"repository:{source}:pull"]
+    session.headers.update(bearer(get_token(token_server, "alice", *scopes.group(1).split(" "))))
+    assert Client(token_server.url, session).mount(target, digest, source).status_code == 201
 
 
 def test_a_new_password_revokes_refresh_tokens(token_server: RunningRegistry) -> None:
