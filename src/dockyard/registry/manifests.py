@@ -22,7 +22,11 @@ from dockyard.registry.errors import (
     Unsupported,
 )
 from dockyard.registry.events import EventContext, EventRecorder, Reference
-from dockyard.registry.references import check_tag, parse_manifest_reference
+from dockyard.registry.references import (
+    check_tag,
+    parse_manifest_lookup,
+    parse_manifest_reference,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,7 @@ class Manifests:
     async def get(self, repository: str, reference: str,
                   pulled_by: EventContext | None = None) -> ManifestRecord:
         """`pulled_by`: the caller fetches the content (a GET), which is a pull event."""
-        target = parse_manifest_reference(reference)
+        target = parse_manifest_lookup(reference)
         if isinstance(target, Digest):
             record = await self._metadata.get_manifest(repository, str(target))
         else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dockyard.oci import reference
 from dockyard.oci.digest import Digest, InvalidDigest
-from dockyard.registry.errors import DigestInvalid, ManifestInvalid, NameInvalid
+from dockyard.registry.errors import DigestInvalid, ManifestInvalid, ManifestUnknown, NameInvalid
 
 
 def check_name(name: str) -> str:
@@ -31,3 +31,16 @@ def parse_manifest_reference(text: str) -> Digest | str:
     if reference.is_digest_reference(text):
         return parse_digest(text)
     return check_tag(text)
+
+
+def parse_manifest_lookup(text: str) -> Digest | str:
+    """Like parse_manifest_reference, for reads: no manifest can sit behind an invalid tag.
+
+    The spec answers a GET or HEAD of such a reference 404 MANIFEST_UNKNOWN; only a PUT with
+    it is a bad request.
+    """
+    if reference.is_digest_reference(text):
+        return parse_digest(text)
+    if not reference.is_valid_tag(text):
+        raise ManifestUnknown(detail={"reference": text})
+    return text

@@ -484,6 +484,15 @@ def test_tag_with_encoded_slash(client: Client, name: str) -> None:
     assert_error(response, (400, 404))
 
 
+@pytest.mark.parametrize("reference", [".INVALID_NAME", "-dash", "a" * 129])
+def test_a_reference_no_tag_can_have_names_no_manifest(client: Client, name: str,
+                                                       reference: str) -> None:
+    manifest = client.push_image(name, "ok")
+    assert_error(client.get(f"/v2/{name}/manifests/{reference}"), 404, "MANIFEST_UNKNOWN")
+    assert client.head(f"/v2/{name}/manifests/{reference}").status_code == 404
+    assert_error(client.put_manifest(name, reference, manifest), 400, "MANIFEST_INVALID")
+
+
 @pytest.mark.parametrize("tag", ["-dash", "a" * 129, "with space", "colon:tag", "", "tab\t"])
 def test_invalid_tag_parameter(client: Client, name: str, tag: str) -> None:
     manifest = image_manifest()
