@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -20,6 +22,7 @@ import yaml
 
 from dockyard.server.supervisor import configured_log_level
 from tests.server import RunningRegistry, running_registry
+from tests.system.api.client import Client
 
 REGISTRY_LIBRARIES = ("aiohttp", "pydantic_core", "sqlalchemy")
 """Packages with native extensions the workers load: they show in /proc/<pid>/maps."""
@@ -122,3 +125,115 @@ def test_configured_log_level_reads_the_file_as_it_is_now(
     monkeypatch.delenv("REGISTRY_LOG_LEVEL")
     path.write_text("version: 0.1\nlog: {level: loud}\n")
     assert configured_log_level(str(path)) is None
+
+
+# --- mistakes at start-up stop the server at once, with one line naming what is wrong ----------
+
+START_LIMIT = 60.0
+"""Seconds within which a server that cannot start must have exited (it used to loop)."""
+
+
+def _serve(tmp_path: Path, config: dict[str, Any], workers: int = 2
+           ) -> tuple[int, str, float]:
+    """Run `dockyard serve` on a config that must fail: exit status, output, seconds taken."""
+    server = RunningRegistry(tmp_path, config, workers)  # writes the config; not started
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "dockyard", "serve", "--config", str(server.config_path),
+         "--workers", str(workers)],
+        capture_output=True, text=True, timeout=START_LIMIT, check=False)
+    return result.returncode, result.stdout + result.stderr, time.monotonic() - started
+
+
+def test_a_second_server_on_a_served_address_stops_at_once(
+        two_workers: RunningRegistry, tmp_path: Path) -> None:
+    Client(two_workers.url).push_image("only/here", "v1")
+    status, output, _ = _serve(tmp_path, {"http": {"addr": two_workers.host}})
+    assert status == 1
+    assert f"dockyard: http.addr: {two_workers.host} is already in use" in output, output
+    for _ in range(20):  # every new connection still reaches the first server
+        response = requests.get(two_workers.url + "/v2/_catalog", timeout=10,
+                                headers={"Connection": "close"})
+        assert response.json()["repositories"] == ["only/here"]
+
+
+def test_a_port_held_by_another_program_stops_serve(tmp_path: Path) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        host = f"127.0.0.1:{other.getsockname()[1]}"
+        status, output, _ = _serve(tmp_path, {"http": {"addr": host}}, workers=1)
+    assert status == 1
+    assert f"http.addr: {host} is already in use" in output, output
+
+
+def test_two_servers_on_one_sqlite_database_are_refused(
+        two_workers: RunningRegistry, tmp_path: Path) -> None:
+    root = str(two_workers.root)
+    status, output, _ = _serve(tmp_path, {"storage": {"filesystem": {"rootdirectory": root}}})
+    assert status == 1
+    database = two_workers.root.resolve() / "dockyard.db"
+    assert f"dockyard: {database} is in use by another Dockyard server" in output, output
+    assert requests.get(two_workers.url + "/v2/", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_missing_tls_file_is_named(tmp_path: Path, workers: int) -> None:
+    missing = tmp_path / "nowhere" / "cert.pem"
+    config = {"http": {"tls": {"certificate": str(missing), "key": str(missing)}}}
+    status, output, _ = _serve(tmp_path, config, workers)
+    assert status == 1
+    assert (f"dockyard: http.tls.certificate: cannot read {missing}: No such file or directory"
+            in output), output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_worker_that_cannot_start_stops_the_server(tmp_path: Path, workers: int) -> None:
+    """Found only where the worker builds the app: it must stop the server, not loop."""
+    bundle = tmp_path / "missing-bundle.pem"
+    config = {"auth": {"token": {"realm": "https://auth.example/token", "service": "registry",
+                                 "issuer": "auth.example", "rootcertbundle": str(bundle)}}}
+    status, output, seconds = _serve(tmp_path, config, workers)
+    assert status == 1
+    assert seconds < START_LIMIT
+    assert f"cannot start serving: cannot read root certificate bundle {bundle}" in output
+    assert "Traceback" not in output
+    if workers > 1:
+        assert "a worker could not start (exit status 3); stopping" in output, output
+        assert "starting another" not in output
+
+
+def test_workers_die_with_a_killed_supervisor(two_workers: RunningRegistry) -> None:
+    assert two_workers.process is not None
+    supervisor = two_workers.process.pid
+    workers = _wait_for_workers(supervisor, 2)
+    os.kill(supervisor, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{worker}").exists() for worker in workers):
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        time.sleep(0.1)
+    # The address and the database are free again: the next server starts where it stood.
+    assert two_workers.stop() == -signal.SIGKILL
+    two_workers.start(timeout=60)
+    assert requests.get(two_workers.url + "/v2/", timeout=10).status_code == 200
+
+
+def test_a_worker_that_keeps_dying_is_restarted_later_and_reported(
+        two_workers: RunningRegistry) -> None:
+    assert two_workers.process is not None
+    supervisor = two_workers.process.pid
+    known = set(_wait_for_workers(supervisor, 2))
+    delays = []
+    for _ in range(3):
+        victim = max(known)  # the newest: the same worker place each time
+        os.kill(victim, signal.SIGKILL)
+        (replacement,) = _wait_for_workers(supervisor, 1, exclude=frozenset(known),
+                                           timeout=60)
+        known.add(replacement)
+        line = next(line for line in two_workers.log_text().splitlines()
+                    if f"worker {victim} exited with -9" in line)
+        delays.append(line.split("starting another in ")[1].split(" ")[0])
+    assert delays == ["1", "2", "4"]
+    assert "(crash loop: 3 quick exits in a row)" in two_workers.log_text()
+    assert requests.get(two_workers.url + "/v2/", timeout=10).status_code == 200

@@ -52,6 +52,16 @@ def database_engines(config: Config) -> Engines:
     )
 
 
+def sqlite_file(config: Config) -> Path | None:
+    """The SQLite database file `database` describes; None for PostgreSQL or in-memory."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(config.database_url())
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).resolve()
+
+
 def s3_options(config: Config) -> S3Options | None:
     s3 = config.storage.s3
     if s3 is None:

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pickle
 import signal
 import ssl
+import sys
 from typing import NoReturn
 
 import uvloop
@@ -36,6 +38,7 @@ from dockyard.observability.logs import set_level
 from dockyard.server import supervisor, tls
 from dockyard.server.debug_listener import debug_store
 from dockyard.server.drain import FORCE_CLOSE_TIMEOUT, drain
+from dockyard.server.preflight import StartupError, preflight
 
 log = logging.getLogger("dockyard.server.serve")
 
@@ -48,8 +51,22 @@ def _register_tls_reload(context: ssl.SSLContext, current: TlsConfig) -> None:
     reload.register(("http.tls",), reload_tls)
 
 
+STARTUP_FAILED = 3
+"""A worker's exit status when it could not start serving: the supervisor then stops."""
+
+
+class _WorkerStartFailed(Exception):
+    """Raised for any error before the listener is up, to be told apart from later ones."""
+
+
+def _announce_ready(ready_fd: int | None) -> None:
+    if ready_fd is not None:
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
+
+
 async def _serve(config: Config, config_path: str | None = None,
-                 debug: bool = False) -> None:
+                 debug: bool = False, ready_fd: int | None = None) -> None:
     # Signals first: a SIGTERM or SIGHUP that arrives while starting must not kill the worker.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -71,20 +88,25 @@ async def _serve(config: Config, config_path: str | None = None,
         if logger_class is not None
         else {"access_log": None}
     )
-    runner = web.AppRunner(build_web_app(config), shutdown_timeout=FORCE_CLOSE_TIMEOUT,
-                           **runner_options)  # type: ignore[arg-type]
-    await runner.setup()
-    ssl_context = tls.make_context(config.http.tls) if config.http.tls is not None else None
-    site = web.TCPSite(
-        runner,
-        config.http.bind_host,
-        config.http.bind_port,
-        reuse_port=True,
-        backlog=1024,
-        ssl_context=ssl_context,
-    )
-    await site.start()
+    try:
+        runner = web.AppRunner(build_web_app(config), shutdown_timeout=FORCE_CLOSE_TIMEOUT,
+                               **runner_options)  # type: ignore[arg-type]
+        await runner.setup()
+        ssl_context = (tls.make_context(config.http.tls) if config.http.tls is not None
+                       else None)
+        site = web.TCPSite(
+            runner,
+            config.http.bind_host,
+            config.http.bind_port,
+            reuse_port=True,
+            backlog=1024,
+            ssl_context=ssl_context,
+        )
+        await site.start()
+    except Exception as exc:
+        raise _WorkerStartFailed(str(exc) or type(exc).__name__) from exc
     log.info("listening on %s", config.http.addr)
+    _announce_ready(ready_fd)
     if ssl_context is not None and config.http.tls is not None:
         _register_tls_reload(ssl_context, config.http.tls)
     debug_runner = (await start_debug_server(config, debug_store(config), None)
@@ -96,21 +118,32 @@ async def _serve(config: Config, config_path: str | None = None,
         await debug_runner.cleanup()
 
 
-def run_worker(config: Config, config_path: str | None = None, debug: bool = False) -> None:
+def run_worker(config: Config, config_path: str | None = None, debug: bool = False,
+               ready_fd: int | None = None) -> int:
+    """Serve until SIGTERM; STARTUP_FAILED, with one logged line, if serving never began."""
     setup_logging(config)
-    uvloop.run(_serve(config, config_path, debug))
+    try:
+        uvloop.run(_serve(config, config_path, debug, ready_fd))
+    except _WorkerStartFailed as exc:
+        log.error("cannot start serving: %s", exc)
+        return STARTUP_FAILED
+    return 0
 
 
 def serve(config: Config, workers: int, config_path: str | None = None) -> int:
     setup_logging(config)
+    try:
+        preflight(config)
+    except StartupError as exc:
+        print(f"dockyard: {exc}", file=sys.stderr)
+        return 1
     asyncio.run(migrate_database(config))
     if config.auth.token_service_enabled:
         from dockyard.app.auth import prepare_auth  # the auth libraries, only where needed
 
         prepare_auth(config)
     if workers <= 1:
-        run_worker(config, config_path, debug=True)
-        return 0
+        return 0 if run_worker(config, config_path, debug=True) == 0 else 1
     log.info("starting %d workers", workers)
     _hand_over(config, workers, config_path)
 

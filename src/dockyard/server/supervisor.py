@@ -7,10 +7,15 @@ fresh interpreter running this module, which imports the standard library and th
 set-up only: about 14 MiB resident instead of the 95 MiB a process with the registry loaded
 keeps. Keep it so: anything imported at the top here is paid for as long as the server runs.
 
-The supervisor starts the workers (`python -m dockyard.server.worker`, the validated configuration
-pickled on stdin), starts another when one dies, and passes SIGTERM/SIGINT and SIGHUP on so
-each worker drains or reloads for itself. The configuration stays pickled here: it is
-unpickled only for the debug listener, which needs it.
+The supervisor starts the workers (`python -m dockyard.server.worker`, the validated
+configuration pickled on stdin), starts another when one dies, and passes SIGTERM/SIGINT and
+SIGHUP on so each worker drains or reloads for itself. The configuration stays pickled here:
+it is unpickled only for the debug listener, which needs it.
+
+A worker that exits before it ever served during start-up stops the whole server with a
+non-zero status (restarting it would only fail again, forever). Later deaths are restarted,
+with a delay that doubles while workers keep dying soon after they start, and such a crash
+loop is logged as one.
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ log = logging.getLogger("dockyard.server.serve")
 
 SUPERVISE_INTERVAL = 0.2
 RESTART_BACKOFF = 1.0
+MAX_RESTART_BACKOFF = 30.0
+STABLE_AFTER = 30.0
+"""A worker that served this long before it died is restarted after the shortest delay."""
+CRASH_LOOP = 3
+"""Quick deaths in a row of one worker slot that are reported as a crash loop."""
 LOG_LEVEL_TIMEOUT = 60.0
 
 Worker = subprocess.Popen[bytes]
@@ -100,25 +110,63 @@ def configured_log_level(config_path: str | None) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
+class _Slot:
+    """One worker place: its current process, whether it served, when to restart it."""
+
+    __slots__ = ("child", "failures", "ready", "ready_pipe", "restart_at", "started")
+
+    def __init__(self) -> None:
+        self.child: Worker | None = None
+        self.ready_pipe: int | None = None
+        self.ready = False
+        self.started = 0.0
+        self.failures = 0
+        """Deaths in a row soon after starting: the restart delay doubles with each."""
+        self.restart_at = 0.0
+
+    def poll_ready(self) -> None:
+        """Read the worker's one-byte 'serving' message, or the pipe's end if it died first."""
+        if self.ready_pipe is None:
+            return
+        try:
+            message = os.read(self.ready_pipe, 1)
+        except BlockingIOError:
+            return
+        self.ready = bool(message)
+        os.close(self.ready_pipe)
+        self.ready_pipe = None
+
+
 class Supervisor:
     """Keeps `plan.workers` workers running until SIGTERM or SIGINT, then drains them."""
 
     def __init__(self, plan: Plan) -> None:
         self._plan = plan
         self._metrics_dir: str | None = None
-        self._children: list[Worker] = []
+        self._slots: list[_Slot] = []
         self._stopping = False
         self._hangup = False
 
-    def _spawn(self) -> Worker:
-        argv = [sys.executable, "-m", "dockyard.server.worker"]
+    @property
+    def _children(self) -> list[Worker]:
+        return [slot.child for slot in self._slots if slot.child is not None]
+
+    def _spawn(self, slot: _Slot) -> None:
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        argv = [sys.executable, "-m", "dockyard.server.worker", "--parent", str(os.getpid()),
+                "--ready-fd", str(write_end)]
         if self._plan.config_path is not None:
             argv += ["--config", self._plan.config_path]
-        child = subprocess.Popen(argv, stdin=subprocess.PIPE)
+        try:
+            child = subprocess.Popen(argv, stdin=subprocess.PIPE, pass_fds=(write_end,))
+        finally:
+            os.close(write_end)
         assert child.stdin is not None
         with contextlib.suppress(BrokenPipeError), child.stdin:  # if it died, it is replaced
             child.stdin.write(self._plan.config)
-        return child
+        slot.child, slot.ready_pipe, slot.ready = child, read_end, False
+        slot.started = time.monotonic()
 
     def _stop(self, signum: int, _frame: object) -> None:
         self._stopping = True
@@ -145,12 +193,23 @@ class Supervisor:
         debug: DebugThread | None = None
         try:
             debug = self._start_debug()
-            self._children = [self._spawn() for _ in range(self._plan.workers)]
+            self._slots = [_Slot() for _ in range(self._plan.workers)]
+            for slot in self._slots:
+                self._spawn(slot)
+            starting = True
             while not self._stopping:
                 time.sleep(SUPERVISE_INTERVAL)
                 if self._hangup:
                     self._reload()
-                self._replace_dead()
+                if starting:
+                    failed = self._failed_start()
+                    if failed is not None:
+                        log.error("a worker could not start (exit status %s); stopping", failed)
+                        self._shutdown()
+                        return 1
+                    starting = not all(slot.ready for slot in self._slots)
+                else:
+                    self._replace_dead()
             return self._shutdown()
         finally:
             if debug is not None:
@@ -169,14 +228,31 @@ class Supervisor:
         debug.start()
         return debug
 
+    def _failed_start(self) -> int | None:
+        """The exit status of a worker that died before it served, if one did."""
+        for slot in self._slots:
+            slot.poll_ready()
+            if slot.child is not None and not slot.ready and slot.child.poll() is not None:
+                return slot.child.returncode
+        return None
+
     def _replace_dead(self) -> None:
-        for index, child in enumerate(self._children):
-            if child.poll() is None or self._stopping:
-                continue
-            log.error("worker %s exited with %s; starting another", child.pid, child.returncode)
-            self._forget(child)
-            time.sleep(RESTART_BACKOFF)
-            self._children[index] = self._spawn()
+        now = time.monotonic()
+        for slot in self._slots:
+            slot.poll_ready()
+            child = slot.child
+            if child is not None and child.poll() is not None and not self._stopping:
+                quick = not slot.ready or now - slot.started < STABLE_AFTER
+                slot.failures = slot.failures + 1 if quick else 1
+                delay = min(RESTART_BACKOFF * 2 ** (slot.failures - 1), MAX_RESTART_BACKOFF)
+                loop = (f" (crash loop: {slot.failures} quick exits in a row)"
+                        if slot.failures >= CRASH_LOOP else "")
+                log.error("worker %s exited with %s; starting another in %.0f s%s",
+                          child.pid, child.returncode, delay, loop)
+                self._forget(child)
+                slot.child, slot.restart_at = None, now + delay
+            if slot.child is None and slot.restart_at <= now and not self._stopping:
+                self._spawn(slot)
 
     def _shutdown(self) -> int:
         for child in self._children:
@@ -190,6 +266,10 @@ class Supervisor:
                 child.kill()
                 child.wait()
             self._forget(child)
+        for slot in self._slots:
+            if slot.ready_pipe is not None:
+                os.close(slot.ready_pipe)
+                slot.ready_pipe = None
         return 0
 
     def _forget(self, child: Worker) -> None:

@@ -1,0 +1,129 @@
+"""What `dockyard serve` checks once, before any worker starts, so a mistake stops it at once.
+
+Workers share their port through SO_REUSEPORT, which the kernel grants to any process of the
+same user: a second server started on a port a running one serves would silently get half of
+its connections. So the address is first bound here without SO_REUSEPORT, which fails while
+anything holds it, and then claimed for this server's lifetime (see `claim_address`).
+Likewise a SQLite database belongs to one server: its lock file is held for as long as the
+server runs (and is released by the kernel when it dies, however it dies). TLS files are
+loaded here so that a missing or unreadable one is named in one line instead of failing
+every worker.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+import ssl
+from pathlib import Path
+
+from dockyard.app.backends import sqlite_file
+from dockyard.config import Config
+from dockyard.server import tls
+
+LOCK_SUFFIX = ".server-lock"
+
+
+class StartupError(Exception):
+    """The server cannot start; the message is one line that names the key, file or address."""
+
+
+_claims: list[socket.socket] = []
+"""Claims on the listening address, open for as long as this process (or its exec) lives."""
+
+
+def claim_address(config: Config) -> None:
+    """Fail if anything listens on `http.addr`; else claim it for this server's workers.
+
+    A plain bind (no SO_REUSEPORT) fails while any socket holds the address. The claim is a
+    bound, never listening, SO_REUSEPORT socket: it receives no connection, lets this
+    server's workers bind beside it, and makes the plain bind of any later server fail, also
+    while this server's workers are still starting.
+    """
+    host, port = config.http.bind_host, config.http.bind_port
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartupError(f"http.addr: cannot resolve {config.http.addr}: {exc}") from None
+    for family, kind, protocol, _name, address in infos:
+        for reuse_port in (False, True):
+            claim = socket.socket(family, kind, protocol)
+            # The probe sets SO_REUSEADDR as the listener does, so connections in TIME_WAIT
+            # do not count; the claim must not: two bound sockets that both set it do not
+            # conflict, and the next server's probe would pass.
+            option = socket.SO_REUSEPORT if reuse_port else socket.SO_REUSEADDR
+            claim.setsockopt(socket.SOL_SOCKET, option, 1)
+            if family == socket.AF_INET6:
+                claim.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                claim.bind(address)
+            except OSError as exc:
+                claim.close()
+                if exc.errno == errno.EADDRINUSE:
+                    raise StartupError(f"http.addr: {config.http.addr} is already in use "
+                                       "(by another server or program)") from None
+                raise StartupError(f"http.addr: cannot listen on {config.http.addr}: "
+                                   f"{exc.strerror}") from None
+            if reuse_port:
+                claim.set_inheritable(True)
+                _claims.append(claim)
+            else:
+                claim.close()
+
+
+def check_tls(config: Config) -> None:
+    """Load the certificate, key and client CAs the listener will load, naming what fails."""
+    settings = config.http.tls
+    if settings is None:
+        return
+    files = [("http.tls.certificate", settings.certificate), ("http.tls.key", settings.key)]
+    files += [("http.tls.clientcas", path) for path in settings.clientcas]
+    for key, path in files:
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise StartupError(f"{key}: cannot read {path}: {exc.strerror}") from None
+    try:
+        tls.make_context(settings)
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(f"http.tls: cannot use {settings.certificate} and {settings.key}: "
+                           f"{exc}") from None
+
+
+def hold_database(config: Config) -> int | None:
+    """Lock the SQLite database for this server; the descriptor must stay open while it runs.
+
+    Returns None for a database several servers may share (PostgreSQL). The descriptor is
+    inheritable so that the lock survives the supervisor's exec.
+    """
+    database = sqlite_file(config)
+    if database is None:
+        return None
+    lock = database.with_name(database.name + LOCK_SUFFIX)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StartupError(f"cannot open {lock}: {exc.strerror}") from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = Path(lock).read_text().strip() or "unknown"
+        os.close(descriptor)
+        raise StartupError(f"{database} is in use by another Dockyard server (pid {holder}); "
+                           "a SQLite database serves one server") from None
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, f"{os.getpid()}\n".encode())
+    os.set_inheritable(descriptor, True)
+    return descriptor
+
+
+def preflight(config: Config) -> None:
+    """Every check. The database lock stays held until this process (or its exec) ends."""
+    check_tls(config)
+    claim_address(config)
+    hold_database(config)
