@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from dockyard.config.section import Section
-from dockyard.config.values import Duration, HostPort, PositiveDuration
+from dockyard.config.values import Duration, HostPort, PositiveDuration, parse_duration
+
+IDLE_TIMEOUT = "300s"
+"""distribution's default `pool.idletimeout`, the only value accepted (see RedisPoolConfig)."""
 
 
 class RedisPoolConfig(Section):
-    """The client's connection pool in each worker process."""
+    """Connections per worker process.
+
+    `idletimeout` is accepted so distribution configs load, but only at its default: the
+    Redis client keeps idle connections open and has no way to close them after a while, so
+    another value would be a promise nothing keeps.
+    """
 
     maxactive: int = Field(default=64, ge=1)
     """Connections per worker process."""
-    idletimeout: Duration = "300s"
+    idletimeout: Duration = IDLE_TIMEOUT
+
+    @field_validator("idletimeout")
+    @classmethod
+    def _only_default_idle_timeout(cls, value: str) -> str:
+        if parse_duration(value) != parse_duration(IDLE_TIMEOUT):
+            raise ValueError(
+                f"only {IDLE_TIMEOUT} is supported: the Redis client does not close idle "
+                "connections (the server's own `timeout` setting does); remove the key")
+        return value
 
 
 class RedisTLSConfig(Section):

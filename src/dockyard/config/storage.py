@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dockyard.config.section import Section
 from dockyard.config.values import Duration, PositiveDuration, parse_duration
@@ -44,8 +44,18 @@ class S3Config(Section):
     secure: bool = True
     skipverify: bool = False
     v4auth: bool = True
+    """Accepted as true only: requests are always signed with AWS signature version 4."""
     objectacl: str | None = None
     useragent: str | None = None
+    """Leads the User-Agent header of S3 requests; unset (or empty) keeps the client's own."""
+
+    @field_validator("v4auth")
+    @classmethod
+    def _only_v4(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("signature version 2 is not supported: S3 requests are always "
+                             "signed with version 4 (remove v4auth or set it to true)")
+        return value
 
     @model_validator(mode="after")
     def _pair_of_keys(self) -> S3Config:
