@@ -25,7 +25,7 @@ class PrometheusConfig(Section):
 
 
 class DebugConfig(Section):
-    """distribution's `http.debug`: a second, private listener for health, metrics, profiling."""
+    """distribution's `http.debug`: a second, private listener for /debug/health and metrics."""
 
     addr: HostPort | None = None
     prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
