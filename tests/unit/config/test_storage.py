@@ -10,12 +10,57 @@ import pytest
 import yaml
 from aiohttp import ClientSession, web
 
-from dockyard.app.backends import build_blob_store
-from dockyard.config import ConfigError, load_config
+from dockyard.app.backends import build_blob_store, s3_options
+from dockyard.config import Config, ConfigError, load_config
+from dockyard.config.storage import S3Config
 from dockyard.oci.digest import Digest
+from dockyard.storage.s3.driver import S3Options
 from tests.backends import Services
 
 S3 = {"REGISTRY_STORAGE_S3_BUCKET": "registry"}
+
+BASE = {"bucket": "registry", "regionendpoint": "store.internal:9000"}
+CHANGES: dict[str, dict[str, Any]] = {
+    "bucket": {"bucket": "other"},
+    "region": {"region": "eu-west-1"},
+    "regionendpoint": {"regionendpoint": "other.internal:9000"},
+    "forcepathstyle": {"forcepathstyle": True},
+    "accesskey": {"accesskey": "a", "secretkey": "b"},
+    "secretkey": {"accesskey": "a", "secretkey": "b"},
+    "sessiontoken": {"sessiontoken": "t"},
+    "rootdirectory": {"rootdirectory": "/registry"},
+    "chunksize": {"chunksize": 6 * 1024 * 1024},
+    "multipartcopychunksize": {"multipartcopychunksize": 6 * 1024 * 1024},
+    "multipartcopymaxconcurrency": {"multipartcopymaxconcurrency": 3},
+    "multipartcopythresholdsize": {"multipartcopythresholdsize": 1},
+    "storageclass": {"storageclass": "STANDARD_IA"},
+    "encrypt": {"encrypt": True},
+    "keyid": {"keyid": "k"},
+    "secure": {"secure": False},
+    "skipverify": {"skipverify": True},
+    "objectacl": {"objectacl": "bucket-owner-full-control"},
+    "useragent": {"useragent": "dockyard-test/1.0"},
+}
+"""A value other than the default for each key; v4auth has only one value it may take."""
+
+
+def _config(tmp_path: Path, s3: dict[str, Any]) -> Config:
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump({"storage": {"s3": s3}}))
+    return load_config(path, {})
+
+
+def _options(tmp_path: Path, s3: dict[str, Any]) -> S3Options | None:
+    return s3_options(_config(tmp_path, s3))
+
+
+def test_every_s3_key_reaches_the_driver(tmp_path: Path) -> None:
+    """A key the model declares but the driver never sees is accepted and ignored: a lie."""
+    assert set(CHANGES) == set(S3Config.model_fields) - {"v4auth"}
+    base = _options(tmp_path, BASE)
+    ignored = [key for key, change in CHANGES.items()
+               if _options(tmp_path, {**BASE, **change}) == base]
+    assert ignored == []
 
 
 def test_v4auth_true_is_accepted() -> None:
@@ -58,9 +103,7 @@ def test_useragent_leads_the_user_agent_of_s3_requests(tmp_path: Path, services:
         port = runner.addresses[0][1]
         s3: dict[str, Any] = {**services.s3_section(), "regionendpoint": f"127.0.0.1:{port}",
                               "secure": False, "useragent": "dockyard-test/1.0"}
-        path = tmp_path / "config.yml"
-        path.write_text(yaml.safe_dump({"storage": {"s3": s3}}))
-        store = build_blob_store(load_config(path, {}))
+        store = build_blob_store(_config(tmp_path, s3))
         try:
             assert await store.stat(Digest.of(b"never pushed")) is None
         finally:
