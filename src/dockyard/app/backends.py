@@ -88,6 +88,7 @@ def s3_options(config: Config) -> S3Options | None:
         verify_tls=not s3.skipverify,
         redirect=not config.storage.redirect.disable,
         extra_put_arguments=extra,
+        user_agent=s3.useragent or None,
     )
 
 

@@ -121,6 +121,8 @@ class S3Options:
     redirect_expiry_seconds: int = 1200
     max_connections: int = 100
     extra_put_arguments: dict[str, str] = field(default_factory=dict)
+    user_agent: str | None = None
+    """Leads the User-Agent of every request; None keeps the client library's own."""
 
 
 @dataclass
@@ -196,6 +198,7 @@ class S3BlobStore(BlobStore):
             s3=s3_options,
             signature_version="s3v4",
             max_pool_connections=options.max_connections,
+            user_agent=options.user_agent,
             retries={"max_attempts": 3, "mode": "standard"},
         )
         return get_session().create_client(
