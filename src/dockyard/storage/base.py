@@ -94,11 +94,12 @@ class BlobStore(ABC):
 
     def hold_upload(self, upload_id: str) -> AbstractAsyncContextManager[None]:
         """Use of a staged upload by one request at a time, across processes where the
-        driver can: UploadBusy while another request holds it, UploadMissing if it is gone.
+        driver can: UploadBusy while another request holds it, UploadMissing if it is gone
+        (at the latest from the first use inside the hold).
 
         Two chunks written at once would interleave their bytes under one running hash.
-        Without a lock, a driver raises UploadBusy from `append_upload` when the upload
-        does not end at `offset`, which catches most such races but not all.
+        Where the hold does not reach (another node), `append_upload` refusing a stale
+        offset catches most such races but not all.
         """
         return contextlib.nullcontext()
 
@@ -113,7 +114,9 @@ class BlobStore(ABC):
 
         `observe` sees every chunk in order (the registry hashes there), possibly in a thread
         of its own while the chunks are being written. If writing or reading fails midway, the
-        upload is cut back to `offset` so a failed request changes nothing.
+        upload is cut back to `offset` so a failed request changes nothing. UploadBusy, with
+        nothing changed, when the staged bytes do not end at `offset`: another request wrote
+        since the caller read the size.
         """
 
     async def append_and_commit(self, upload_id: str, offset: int,

@@ -130,6 +130,8 @@ class FilesystemBlobStore(BlobStore):
                       ) -> tuple[int, bool]:
         source = self._upload_file(upload_id)
         try:
+            if os.stat(source).st_size != offset:  # the writer would cut the file there
+                raise UploadBusy(upload_id)
             writer = StagingWriter(source, offset)
         except FileNotFoundError as exc:
             raise UploadMissing(upload_id) from exc
