@@ -6,8 +6,6 @@ blob only through `commit_upload`, so nothing half-written is ever visible.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -19,7 +17,6 @@ from dockyard.oci.digest import Digest
 ChunkObserver = Callable[[bytes], None]
 CommitCheck = Callable[[], Digest | None]
 """Asked once an append is written and observed: the digest to commit the upload as, if any."""
-DELETE_CONCURRENCY = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,24 +71,15 @@ class BlobStore(ABC):
         """
         raise NotImplementedError
 
+    @abstractmethod
     async def delete_many(self, digests: Sequence[Digest]) -> int:
-        """Remove many blobs (GC); returns the bytes that freed. Drivers may batch this.
-
-        By default a few at a time: over a network each delete is mostly waiting.
-        """
-        limit = asyncio.Semaphore(DELETE_CONCURRENCY)
-
-        async def one(digest: Digest) -> int:
-            async with limit:
-                size = await self.stat(digest)
-                await self.delete(digest)
-                return size or 0
-
-        return sum(await asyncio.gather(*(one(digest) for digest in digests)))
+        """Remove many blobs (GC) in as few round trips as the driver can; returns the
+        bytes that freed. Missing blobs free nothing and are no error."""
 
     @abstractmethod
     async def create_upload(self, upload_id: str) -> None: ...
 
+    @abstractmethod
     def hold_upload(self, upload_id: str) -> AbstractAsyncContextManager[None]:
         """Use of a staged upload by one request at a time, across processes where the
         driver can: UploadBusy while another request holds it, UploadMissing if it is gone
@@ -101,7 +89,6 @@ class BlobStore(ABC):
         Where the hold does not reach (another node), `append_upload` refusing a stale
         offset catches most such races but not all.
         """
-        return contextlib.nullcontext()
 
     @abstractmethod
     async def upload_size(self, upload_id: str) -> int:

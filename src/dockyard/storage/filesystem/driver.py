@@ -32,7 +32,6 @@ READ_CHUNK = 1 << 20
 
 class FilesystemBlobStore(BlobStore):
     def __init__(self, root: Path) -> None:
-        self.root = root
         self._blobs = root / "blobs"
         self._uploads = root / "uploads"
         self._blobs.mkdir(parents=True, exist_ok=True)

@@ -215,7 +215,7 @@ class S3BlobStore(BlobStore):
 
     # -- keys ---------------------------------------------------------------------------------
 
-    def blob_key(self, digest: Digest) -> str:
+    def _blob_key(self, digest: Digest) -> str:
         return f"{self._prefix}blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
 
     def _upload_prefix(self, upload_id: str) -> str:
@@ -243,22 +243,20 @@ class S3BlobStore(BlobStore):
 
     # -- blobs --------------------------------------------------------------------------------
 
-    async def _head(self, key: str) -> int | None:
+    async def stat(self, digest: Digest) -> int | None:
         s3 = await self._s3()
         try:
-            response = await s3.head_object(Bucket=self.options.bucket, Key=key)
+            response = await s3.head_object(Bucket=self.options.bucket,
+                                            Key=self._blob_key(digest))
         except ClientError as exc:
             if _is_missing(exc):
                 return None
             raise
         return int(response["ContentLength"])
 
-    async def stat(self, digest: Digest) -> int | None:
-        return await self._head(self.blob_key(digest))
-
     async def read(self, digest: Digest, offset: int = 0, length: int | None = None
                    ) -> AsyncIterator[bytes]:
-        async for chunk in self._read_key(self.blob_key(digest), offset, length):
+        async for chunk in self._read_key(self._blob_key(digest), offset, length):
             yield chunk
 
     async def _read_key(self, key: str, offset: int, length: int | None
@@ -284,13 +282,13 @@ class S3BlobStore(BlobStore):
         s3 = await self._s3()
         return await s3.generate_presigned_url(
             "get_object",
-            Params={"Bucket": self.options.bucket, "Key": self.blob_key(digest)},
+            Params={"Bucket": self.options.bucket, "Key": self._blob_key(digest)},
             ExpiresIn=self.options.redirect_expiry_seconds,
         )
 
     async def delete(self, digest: Digest) -> None:
         s3 = await self._s3()
-        await s3.delete_object(Bucket=self.options.bucket, Key=self.blob_key(digest))
+        await s3.delete_object(Bucket=self.options.bucket, Key=self._blob_key(digest))
 
     async def list_blobs(self) -> AsyncIterator[StoredBlob]:
         s3 = await self._s3()
@@ -328,7 +326,7 @@ class S3BlobStore(BlobStore):
                 return await self.stat(digest) or 0
 
         freed = sum(await asyncio.gather(*(size_of(digest) for digest in digests)))
-        await self._delete_keys([self.blob_key(digest) for digest in digests])
+        await self._delete_keys([self._blob_key(digest) for digest in digests])
         return freed
 
     # -- uploads ------------------------------------------------------------------------------
@@ -457,7 +455,7 @@ class S3BlobStore(BlobStore):
 
     async def commit_upload(self, upload_id: str, digest: Digest) -> None:
         key, size, state = await self._stage(upload_id)
-        await self._copy(key, self.blob_key(digest), size)
+        await self._copy(key, self._blob_key(digest), size)
         # Every object the state names, without listing (pieces of failed appends, written
         # past the state, are left to upload purging, which deletes by prefix).
         names = [self._state_key(upload_id), self._staged_key(upload_id)]
@@ -533,19 +531,3 @@ class S3BlobStore(BlobStore):
             ]
             await s3.delete_objects(Bucket=self.options.bucket,
                                     Delete={"Objects": keys, "Quiet": True})
-
-    async def ensure_bucket(self) -> None:
-        """Create the bucket when it is missing (test servers and first deployments)."""
-        s3 = await self._s3()
-        try:
-            await s3.head_bucket(Bucket=self.options.bucket)
-        except ClientError as exc:
-            if not _is_missing(exc):
-                raise
-            arguments: dict[str, Any] = {"Bucket": self.options.bucket}
-            if self.options.region != "us-east-1":
-                arguments["CreateBucketConfiguration"] = {
-                    "LocationConstraint": self.options.region
-                }
-            with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-                await s3.create_bucket(**arguments)
