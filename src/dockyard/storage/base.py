@@ -21,6 +21,8 @@ CommitCheck = Callable[[], Digest | None]
 
 @dataclass(frozen=True, slots=True)
 class StoredBlob:
+    """One blob as a listing finds it."""
+
     digest: Digest
     size: int
     modified: float
@@ -36,6 +38,8 @@ class UploadBusy(Exception):
 
 
 class BlobStore(ABC):
+    """Where blob bytes live. tests/contract/storage/ holds every driver to this contract."""
+
     @abstractmethod
     async def stat(self, digest: Digest) -> int | None:
         """The blob's size, or None when it is not stored."""
@@ -43,14 +47,16 @@ class BlobStore(ABC):
     @abstractmethod
     def read(self, digest: Digest, offset: int = 0, length: int | None = None
              ) -> AsyncIterator[bytes]:
-        """Stream part or all of a stored blob."""
+        """Stream `length` bytes (to the end if None) of a stored blob from `offset` on."""
 
     def local_path(self, digest: Digest) -> Path | None:
-        """A file the HTTP layer may send without copying through Python, if there is one."""
+        """A file holding exactly the blob, which the HTTP layer may send without copying
+        through Python, if the driver has one."""
         return None
 
     async def redirect_url(self, digest: Digest) -> str | None:
-        """A URL clients may fetch the blob from directly (presigned), if the driver has one."""
+        """A URL clients may fetch the blob from directly (presigned, Range requests
+        honoured), if the driver has one and it is enabled."""
         return None
 
     def list_blobs(self) -> AsyncIterator[StoredBlob]:
@@ -77,7 +83,8 @@ class BlobStore(ABC):
         bytes that freed. Missing blobs free nothing and are no error."""
 
     @abstractmethod
-    async def create_upload(self, upload_id: str) -> None: ...
+    async def create_upload(self, upload_id: str) -> None:
+        """Stage an empty upload under a new id, visible to every node from now on."""
 
     @abstractmethod
     def hold_upload(self, upload_id: str) -> AbstractAsyncContextManager[None]:
@@ -129,7 +136,9 @@ class BlobStore(ABC):
 
     @abstractmethod
     def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
-        """Stream the staged bytes (to re-hash after a restart or another worker's chunk)."""
+        """Stream the staged bytes, to re-hash them when completing an upload whose running
+        hash is not at hand (after a restart, or another worker's chunk). Only to complete:
+        a driver may take no more appends after it (S3 completes its multipart upload)."""
 
     @abstractmethod
     async def commit_upload(self, upload_id: str, digest: Digest) -> None:
