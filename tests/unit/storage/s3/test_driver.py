@@ -4,7 +4,7 @@ can be turned off, and an unreachable store reported as unavailable (503), not a
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 import pytest
@@ -61,10 +61,24 @@ def test_redirects_can_be_turned_off(options: S3Options) -> None:
     run(replace(options, redirect=False), scenario)
 
 
-def test_an_unreachable_store_is_unavailable(options: S3Options) -> None:
+async def collect_all(stream: AsyncIterator[object]) -> list[object]:
+    return [item async for item in stream]
+
+
+OPERATIONS: dict[str, Callable[[S3BlobStore], Awaitable[object]]] = {
+    # A request, a streamed read, a paginated listing, a write: every way the driver calls S3.
+    "stat": lambda store: store.stat(Digest.of(b"x")),
+    "read": lambda store: collect(store.read(Digest.of(b"x"))),
+    "list_blobs": lambda store: collect_all(store.list_blobs()),
+    "create_upload": lambda store: store.create_upload("u1"),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_an_unreachable_store_is_unavailable(options: S3Options, operation: str) -> None:
     async def scenario(nodes: Callable[[], S3BlobStore]) -> None:
         with pytest.raises(StorageUnavailable):
-            await nodes().stat(Digest.of(b"x"))
+            await OPERATIONS[operation](nodes())
 
     run(replace(options, endpoint_url=f"http://127.0.0.1:{free_port()}"), scenario)
 
