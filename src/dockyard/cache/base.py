@@ -13,26 +13,34 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
+    """What a read found, and the generation a fill of the entry must name."""
+
     generation: str
     value: bytes | None
 
 
 class Cache(ABC):
+    """Bytes kept for hot lookups, shared by every node. tests/contract/cache/ holds every
+    implementation, wrappers included, to this contract."""
+
     @abstractmethod
     async def get(self, scope: str, key: str) -> Lookup:
         """The entry (None on a miss) and the generation to fill it under."""
 
     @abstractmethod
     async def fill(self, scope: str, generation: str, key: str, value: bytes) -> None:
-        """Store an entry, unless the scope moved past `generation` meanwhile."""
+        """Store an entry, unless the scope moved past `generation` meanwhile: the value
+        may have been read before a write, and must not outlive it."""
 
     @abstractmethod
     async def invalidate(self, scope: str) -> None:
-        """Drop every entry of the scope, on every node."""
+        """Drop every entry of the scope, on every node, and refuse fills under the
+        generations seen before (call it after the database commit that changed the scope)."""
 
     @abstractmethod
     async def invalidate_all(self) -> None:
-        """Drop every entry of every scope (after bulk changes such as garbage collection)."""
+        """Drop every entry of every scope, and refuse fills under the generations seen
+        before (after bulk changes such as garbage collection)."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -6,8 +6,6 @@ blob only through `commit_upload`, so nothing half-written is ever visible.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -19,11 +17,12 @@ from dockyard.oci.digest import Digest
 ChunkObserver = Callable[[bytes], None]
 CommitCheck = Callable[[], Digest | None]
 """Asked once an append is written and observed: the digest to commit the upload as, if any."""
-DELETE_CONCURRENCY = 16
 
 
 @dataclass(frozen=True, slots=True)
 class StoredBlob:
+    """One blob as a listing finds it."""
+
     digest: Digest
     size: int
     modified: float
@@ -39,6 +38,8 @@ class UploadBusy(Exception):
 
 
 class BlobStore(ABC):
+    """Where blob bytes live. tests/contract/storage/ holds every driver to this contract."""
+
     @abstractmethod
     async def stat(self, digest: Digest) -> int | None:
         """The blob's size, or None when it is not stored."""
@@ -46,14 +47,16 @@ class BlobStore(ABC):
     @abstractmethod
     def read(self, digest: Digest, offset: int = 0, length: int | None = None
              ) -> AsyncIterator[bytes]:
-        """Stream part or all of a stored blob."""
+        """Stream `length` bytes (to the end if None) of a stored blob from `offset` on."""
 
     def local_path(self, digest: Digest) -> Path | None:
-        """A file the HTTP layer may send without copying through Python, if there is one."""
+        """A file holding exactly the blob, which the HTTP layer may send without copying
+        through Python, if the driver has one."""
         return None
 
     async def redirect_url(self, digest: Digest) -> str | None:
-        """A URL clients may fetch the blob from directly (presigned), if the driver has one."""
+        """A URL clients may fetch the blob from directly (presigned, Range requests
+        honoured), if the driver has one and it is enabled."""
         return None
 
     def list_blobs(self) -> AsyncIterator[StoredBlob]:
@@ -74,33 +77,25 @@ class BlobStore(ABC):
         """
         raise NotImplementedError
 
+    @abstractmethod
     async def delete_many(self, digests: Sequence[Digest]) -> int:
-        """Remove many blobs (GC); returns the bytes that freed. Drivers may batch this.
-
-        By default a few at a time: over a network each delete is mostly waiting.
-        """
-        limit = asyncio.Semaphore(DELETE_CONCURRENCY)
-
-        async def one(digest: Digest) -> int:
-            async with limit:
-                size = await self.stat(digest)
-                await self.delete(digest)
-                return size or 0
-
-        return sum(await asyncio.gather(*(one(digest) for digest in digests)))
+        """Remove many blobs (GC) in as few round trips as the driver can; returns the
+        bytes that freed. Missing blobs free nothing and are no error."""
 
     @abstractmethod
-    async def create_upload(self, upload_id: str) -> None: ...
+    async def create_upload(self, upload_id: str) -> None:
+        """Stage an empty upload under a new id, visible to every node from now on."""
 
+    @abstractmethod
     def hold_upload(self, upload_id: str) -> AbstractAsyncContextManager[None]:
         """Use of a staged upload by one request at a time, across processes where the
-        driver can: UploadBusy while another request holds it, UploadMissing if it is gone.
+        driver can: UploadBusy while another request holds it, UploadMissing if it is gone
+        (at the latest from the first use inside the hold).
 
         Two chunks written at once would interleave their bytes under one running hash.
-        Without a lock, a driver raises UploadBusy from `append_upload` when the upload
-        does not end at `offset`, which catches most such races but not all.
+        Where the hold does not reach (another node), `append_upload` refusing a stale
+        offset catches most such races but not all.
         """
-        return contextlib.nullcontext()
 
     @abstractmethod
     async def upload_size(self, upload_id: str) -> int:
@@ -113,7 +108,9 @@ class BlobStore(ABC):
 
         `observe` sees every chunk in order (the registry hashes there), possibly in a thread
         of its own while the chunks are being written. If writing or reading fails midway, the
-        upload is cut back to `offset` so a failed request changes nothing.
+        upload is cut back to `offset` so a failed request changes nothing. UploadBusy, with
+        nothing changed, when the staged bytes do not end at `offset`: another request wrote
+        since the caller read the size.
         """
 
     async def append_and_commit(self, upload_id: str, offset: int,
@@ -139,7 +136,9 @@ class BlobStore(ABC):
 
     @abstractmethod
     def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
-        """Stream the staged bytes (to re-hash after a restart or another worker's chunk)."""
+        """Stream the staged bytes, to re-hash them when completing an upload whose running
+        hash is not at hand (after a restart, or another worker's chunk). Only to complete:
+        a driver may take no more appends after it (S3 completes its multipart upload)."""
 
     @abstractmethod
     async def commit_upload(self, upload_id: str, digest: Digest) -> None:

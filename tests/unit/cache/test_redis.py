@@ -1,49 +1,24 @@
-"""The Redis cache: generation-guarded fills, invalidation seen by every client, outages."""
+"""What only the Redis cache does: outages cost a miss instead of an error and leave no stale
+entry behind an invalidation Redis did not get; its connection options are honoured."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 
+import pytest
+
+from dockyard.cache import redis
 from dockyard.cache.redis import RedisCache, RedisOptions, connect
 from tests.backends import REDIS_HOST, REDIS_PORT, redis_addr
-
-
-def _cache(port: int = REDIS_PORT) -> RedisCache:
-    return RedisCache(connect(RedisOptions(REDIS_HOST, port, connect_timeout=0.5)), 60)
-
-
-def test_fill_invalidate_and_the_race_it_guards() -> None:
-    redis_addr()
-    scope = f"test/{secrets.token_hex(4)}"
-
-    async def scenario() -> None:
-        node_a, node_b = _cache(), _cache()
-        try:
-            miss = await node_a.get(scope, "t:latest")
-            assert miss.value is None
-            await node_a.fill(scope, miss.generation, "t:latest", b"one")
-            assert (await node_b.get(scope, "t:latest")).value == b"one"
-            # A reader that looked before a write must not cache what it read.
-            stale = await node_b.get(scope, "t:other")
-            await node_a.invalidate(scope)
-            await node_b.fill(scope, stale.generation, "t:other", b"old")
-            assert (await node_a.get(scope, "t:other")).value is None
-            assert (await node_b.get(scope, "t:latest")).value is None
-            fresh = await node_b.get(scope, "t:latest")
-            await node_b.fill(scope, fresh.generation, "t:latest", b"two")
-            await node_a.invalidate_all()
-            assert (await node_b.get(scope, "t:latest")).value is None
-        finally:
-            await node_a.close()
-            await node_b.close()
-
-    asyncio.run(scenario())
+from tests.caches import redis_cache
+from tests.proxy import CuttableProxy
+from tests.server import free_port
 
 
 def test_an_unreachable_redis_is_only_a_miss() -> None:
     async def scenario() -> None:
-        cache = _cache(port=1)
+        cache = redis_cache(port=free_port())
         try:
             lookup = await cache.get("repo", "t:x")
             assert lookup.value is None
@@ -52,5 +27,51 @@ def test_an_unreachable_redis_is_only_a_miss() -> None:
             assert (await cache.get("repo", "t:x")).value is None
         finally:
             await cache.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_invalidation_lost_in_an_outage_drops_every_entry_once_redis_is_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    redis_addr()
+    monkeypatch.setattr(redis, "BACKOFF_SECONDS", 0.2)
+    proxy = CuttableProxy("127.0.0.1", REDIS_PORT)
+    scope = f"outage/{secrets.token_hex(8)}"
+
+    async def scenario() -> None:
+        cut_off, other = redis_cache(port=proxy.port), redis_cache()
+        try:
+            lookup = await cut_off.get(scope, "t:latest")
+            await cut_off.fill(scope, lookup.generation, "t:latest", b"old")
+            proxy.cut()
+            await cut_off.invalidate(scope)  # the write committed; Redis never hears of it
+            assert (await other.get(scope, "t:latest")).value == b"old"
+            proxy.restore()
+            await asyncio.sleep(0.3)
+            assert (await cut_off.get(scope, "t:latest")).value is None
+            assert (await other.get(scope, "t:latest")).value is None
+        finally:
+            proxy.cut()
+            await cut_off.close()
+            await other.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_database_option_keeps_caches_apart() -> None:
+    redis_addr()
+    scope = f"db/{secrets.token_hex(8)}"
+
+    async def scenario() -> None:
+        chosen = redis_cache()
+        default = RedisCache(connect(RedisOptions(REDIS_HOST, REDIS_PORT)), 60)
+        try:
+            lookup = await chosen.get(scope, "k")
+            await chosen.fill(scope, lookup.generation, "k", b"v")
+            assert (await chosen.get(scope, "k")).value == b"v"
+            assert (await default.get(scope, "k")).value is None
+        finally:
+            await chosen.close()
+            await default.close()
 
     asyncio.run(scenario())

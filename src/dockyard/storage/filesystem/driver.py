@@ -32,7 +32,6 @@ READ_CHUNK = 1 << 20
 
 class FilesystemBlobStore(BlobStore):
     def __init__(self, root: Path) -> None:
-        self.root = root
         self._blobs = root / "blobs"
         self._uploads = root / "uploads"
         self._blobs.mkdir(parents=True, exist_ok=True)
@@ -130,6 +129,8 @@ class FilesystemBlobStore(BlobStore):
                       ) -> tuple[int, bool]:
         source = self._upload_file(upload_id)
         try:
+            if os.stat(source).st_size != offset:  # the writer would cut the file there
+                raise UploadBusy(upload_id)
             writer = StagingWriter(source, offset)
         except FileNotFoundError as exc:
             raise UploadMissing(upload_id) from exc

@@ -21,13 +21,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 import json
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterator,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -49,6 +56,8 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
 
 log = logging.getLogger("dockyard.storage.s3.driver")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 MIN_CHUNK_SIZE = 5 * 1024 * 1024
 """S3's smallest part (except the last one)."""
@@ -65,28 +74,12 @@ class StorageUnavailable(ServiceUnavailable):
     """The object store cannot be reached, or is overloaded, after the client's retries."""
 
 
-class _Translating:
-    """The S3 client, with "the store is away" errors raised as StorageUnavailable (503)."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute):
-            return attribute
-
-        @functools.wraps(attribute)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = attribute(*args, **kwargs)
-            return _translated(result) if inspect.isawaitable(result) else result
-
-        return call
-
-
-async def _translated(pending: Awaitable[Any]) -> Any:
+@contextlib.contextmanager
+def _translated_errors() -> Iterator[None]:
+    """Errors that mean the store is away, raised as StorageUnavailable (the API answers
+    503); any other error as it is."""
     try:
-        return await pending
+        yield
     except (BotoConnectionError, HTTPClientError) as exc:
         raise StorageUnavailable(f"object store unreachable: {exc}") from exc
     except ClientError as exc:
@@ -95,6 +88,33 @@ async def _translated(pending: Awaitable[Any]) -> Any:
         if status >= 500 or str(error.get("Code", "")) in BUSY:
             raise StorageUnavailable(f"object store failed: {exc}") from exc
         raise
+
+
+def _translating(method: Callable[P, Coroutine[Any, Any, R]]
+                 ) -> Callable[P, Coroutine[Any, Any, R]]:
+    """A driver method whose store errors are translated (see `_translated_errors`)."""
+
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _translated_errors():
+            return await method(*args, **kwargs)
+
+    return call
+
+
+def _translating_stream(method: Callable[P, AsyncGenerator[R, None]]
+                        ) -> Callable[P, AsyncGenerator[R, None]]:
+    """`_translating` for a method that streams (reads and listings); a reader that stops
+    early closes the stream it wraps at once."""
+
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[R, None]:
+        with _translated_errors():
+            async with contextlib.aclosing(method(*args, **kwargs)) as items:
+                async for item in items:
+                    yield item
+
+    return call
 
 
 @dataclass(frozen=True)
@@ -184,12 +204,11 @@ class S3BlobStore(BlobStore):
         async with self._lock:
             client = self._client
             if client is None:
-                opened = await self._stack.enter_async_context(self._new_client())
-                client = cast("S3Client", _Translating(opened))
+                client = await self._stack.enter_async_context(self._new_client())
                 self._client = client
         return client
 
-    def _new_client(self) -> Any:
+    def _new_client(self) -> AbstractAsyncContextManager[S3Client]:
         options = self.options
         s3_options: dict[str, Any] = {
             "addressing_style": "path" if options.force_path_style else "auto"
@@ -201,7 +220,7 @@ class S3BlobStore(BlobStore):
             user_agent=options.user_agent,
             retries={"max_attempts": 3, "mode": "standard"},
         )
-        return get_session().create_client(
+        client: AbstractAsyncContextManager[S3Client] = get_session().create_client(
             "s3",
             region_name=options.region,
             endpoint_url=options.endpoint_url,
@@ -211,6 +230,7 @@ class S3BlobStore(BlobStore):
             verify=options.verify_tls,
             config=config,
         )
+        return client
 
     async def close(self) -> None:
         self._client = None
@@ -218,7 +238,7 @@ class S3BlobStore(BlobStore):
 
     # -- keys ---------------------------------------------------------------------------------
 
-    def blob_key(self, digest: Digest) -> str:
+    def _blob_key(self, digest: Digest) -> str:
         return f"{self._prefix}blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
 
     def _upload_prefix(self, upload_id: str) -> str:
@@ -246,22 +266,22 @@ class S3BlobStore(BlobStore):
 
     # -- blobs --------------------------------------------------------------------------------
 
-    async def _head(self, key: str) -> int | None:
+    @_translating
+    async def stat(self, digest: Digest) -> int | None:
         s3 = await self._s3()
         try:
-            response = await s3.head_object(Bucket=self.options.bucket, Key=key)
+            response = await s3.head_object(Bucket=self.options.bucket,
+                                            Key=self._blob_key(digest))
         except ClientError as exc:
             if _is_missing(exc):
                 return None
             raise
         return int(response["ContentLength"])
 
-    async def stat(self, digest: Digest) -> int | None:
-        return await self._head(self.blob_key(digest))
-
+    @_translating_stream
     async def read(self, digest: Digest, offset: int = 0, length: int | None = None
-                   ) -> AsyncIterator[bytes]:
-        async for chunk in self._read_key(self.blob_key(digest), offset, length):
+                   ) -> AsyncGenerator[bytes, None]:
+        async for chunk in self._read_key(self._blob_key(digest), offset, length):
             yield chunk
 
     async def _read_key(self, key: str, offset: int, length: int | None
@@ -281,21 +301,24 @@ class S3BlobStore(BlobStore):
     async def _get_bytes(self, key: str) -> bytes:
         return b"".join([chunk async for chunk in self._read_key(key, 0, None)])
 
+    @_translating
     async def redirect_url(self, digest: Digest) -> str | None:
         if not self.options.redirect:
             return None
         s3 = await self._s3()
         return await s3.generate_presigned_url(
             "get_object",
-            Params={"Bucket": self.options.bucket, "Key": self.blob_key(digest)},
+            Params={"Bucket": self.options.bucket, "Key": self._blob_key(digest)},
             ExpiresIn=self.options.redirect_expiry_seconds,
         )
 
+    @_translating
     async def delete(self, digest: Digest) -> None:
         s3 = await self._s3()
-        await s3.delete_object(Bucket=self.options.bucket, Key=self.blob_key(digest))
+        await s3.delete_object(Bucket=self.options.bucket, Key=self._blob_key(digest))
 
-    async def list_blobs(self) -> AsyncIterator[StoredBlob]:
+    @_translating_stream
+    async def list_blobs(self) -> AsyncGenerator[StoredBlob, None]:
         s3 = await self._s3()
         prefix = f"{self._prefix}blobs/"
         paginator = s3.get_paginator("list_objects_v2")
@@ -308,7 +331,8 @@ class S3BlobStore(BlobStore):
                     continue
                 yield StoredBlob(digest, int(item["Size"]), item["LastModified"].timestamp())
 
-    async def list_uploads(self) -> AsyncIterator[tuple[str, float]]:
+    @_translating_stream
+    async def list_uploads(self) -> AsyncGenerator[tuple[str, float], None]:
         """Each upload's latest object decides its age: the state is rewritten per chunk."""
         s3 = await self._s3()
         prefix = f"{self._prefix}uploads/"
@@ -322,6 +346,7 @@ class S3BlobStore(BlobStore):
         for upload_id in sorted(latest):
             yield upload_id, latest[upload_id]
 
+    @_translating
     async def delete_many(self, digests: Sequence[Digest]) -> int:
         """Sizes by concurrent HEADs, then DeleteObjects in batches of a thousand."""
         limit = asyncio.Semaphore(self.options.copy_concurrency)
@@ -331,7 +356,7 @@ class S3BlobStore(BlobStore):
                 return await self.stat(digest) or 0
 
         freed = sum(await asyncio.gather(*(size_of(digest) for digest in digests)))
-        await self._delete_keys([self.blob_key(digest) for digest in digests])
+        await self._delete_keys([self._blob_key(digest) for digest in digests])
         return freed
 
     # -- uploads ------------------------------------------------------------------------------
@@ -361,12 +386,15 @@ class S3BlobStore(BlobStore):
         finally:
             self._held.discard(upload_id)
 
+    @_translating
     async def create_upload(self, upload_id: str) -> None:
         await self._save(upload_id, _UploadState())
 
+    @_translating
     async def upload_size(self, upload_id: str) -> int:
         return (await self._load(upload_id)).size
 
+    @_translating
     async def append_upload(self, upload_id: str, offset: int, chunks: AsyncIterable[bytes],
                             observe: ChunkObserver | None = None) -> int:
         state = await self._load(upload_id)
@@ -453,14 +481,16 @@ class S3BlobStore(BlobStore):
         await self._save(upload_id, state)
         return self._staged_key(upload_id), size, state
 
-    async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
+    @_translating_stream
+    async def read_upload(self, upload_id: str) -> AsyncGenerator[bytes, None]:
         key, _, _ = await self._stage(upload_id)
         async for chunk in self._read_key(key, 0, None):
             yield chunk
 
+    @_translating
     async def commit_upload(self, upload_id: str, digest: Digest) -> None:
         key, size, state = await self._stage(upload_id)
-        await self._copy(key, self.blob_key(digest), size)
+        await self._copy(key, self._blob_key(digest), size)
         # Every object the state names, without listing (pieces of failed appends, written
         # past the state, are left to upload purging, which deletes by prefix).
         names = [self._state_key(upload_id), self._staged_key(upload_id)]
@@ -504,6 +534,7 @@ class S3BlobStore(BlobStore):
                                                 UploadId=multipart_id)
             raise
 
+    @_translating
     async def delete_upload(self, upload_id: str) -> None:
         try:
             state: _UploadState | None = await self._load(upload_id)
@@ -536,19 +567,3 @@ class S3BlobStore(BlobStore):
             ]
             await s3.delete_objects(Bucket=self.options.bucket,
                                     Delete={"Objects": keys, "Quiet": True})
-
-    async def ensure_bucket(self) -> None:
-        """Create the bucket when it is missing (test servers and first deployments)."""
-        s3 = await self._s3()
-        try:
-            await s3.head_bucket(Bucket=self.options.bucket)
-        except ClientError as exc:
-            if not _is_missing(exc):
-                raise
-            arguments: dict[str, Any] = {"Bucket": self.options.bucket}
-            if self.options.region != "us-east-1":
-                arguments["CreateBucketConfiguration"] = {
-                    "LocationConstraint": self.options.region
-                }
-            with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-                await s3.create_bucket(**arguments)

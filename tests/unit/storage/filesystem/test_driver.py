@@ -1,0 +1,58 @@
+"""What only the filesystem driver promises: its layout on disk, and a hold that binds every
+process of the host."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dockyard.oci.digest import Digest
+from dockyard.storage.base import UploadBusy
+from dockyard.storage.filesystem.driver import FilesystemBlobStore
+from tests.blobs import chunks
+
+
+def test_blobs_are_laid_out_by_digest(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = FilesystemBlobStore(tmp_path)
+        digest = Digest.of(b"layout", "sha512")
+        await store.create_upload("u3")
+        await store.append_upload("u3", 0, chunks([b"layout"]))
+        await store.commit_upload("u3", digest)
+        expected = tmp_path / "blobs" / "sha512" / digest.hex[:2] / digest.hex
+        assert store.local_path(digest) == expected
+        assert expected.read_bytes() == b"layout"
+        assert not list((tmp_path / "uploads").iterdir())
+
+    asyncio.run(scenario())
+
+
+def test_holding_an_upload_excludes_other_processes(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    holder = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+
+    async def scenario() -> None:
+        await store.create_upload("held")
+        other = subprocess.Popen([sys.executable, "-c", holder, str(tmp_path / "uploads/held")],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert other.stdout is not None and other.stdout.readline() == "held\n"
+            with pytest.raises(UploadBusy):
+                async with store.hold_upload("held"):
+                    pass
+        finally:
+            other.communicate("")  # the process ends; its lock goes with it
+        async with store.hold_upload("held"):
+            pass
+
+    asyncio.run(scenario())
