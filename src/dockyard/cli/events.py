@@ -14,10 +14,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+from dockyard.app.backends import database_engines
 from dockyard.app.notifications import endpoints
 from dockyard.cli.command import Subparsers, add_command, async_handler
 from dockyard.config import Config
-from dockyard.metadata.engine import create_engines
 from dockyard.metadata.outbox import EndpointStatus, Outbox
 
 
@@ -41,7 +41,8 @@ def register(subparsers: Subparsers) -> None:
 
 @asynccontextmanager
 async def _outbox(config: Config) -> AsyncIterator[Outbox]:
-    outbox = Outbox(create_engines(config.database_url()))
+    """On the engines the server uses: sslmode, TLS files, pool and timeouts apply here too."""
+    outbox = Outbox(database_engines(config))
     try:
         yield outbox
     finally:
