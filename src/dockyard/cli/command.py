@@ -1,4 +1,4 @@
-"""What every command group shares: the handler signature and the `--config` option.
+"""What every command group shares: its shape, the handler signature, the `--config` option.
 
 A group module has `register(subparsers)`, which adds its parsers with `add_command` and sets
 `handler` on each runnable one; `main` loads the configuration once and calls that handler.
@@ -10,7 +10,7 @@ import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import TypeAlias, TypeVar
+from typing import Protocol, TypeAlias, TypeVar
 
 from dockyard.config import Config
 
@@ -20,6 +20,13 @@ Handler: TypeAlias = Callable[[argparse.Namespace, Config], int]
 _Resource = TypeVar("_Resource")
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+class CommandGroup(Protocol):
+    """A module of related commands (`dockyard events ...`, the maintenance commands)."""
+
+    def register(self, subparsers: Subparsers) -> None:
+        """Add the group's parsers to `dockyard`'s, each runnable one with its handler."""
 
 
 def config_option(default: object) -> argparse.ArgumentParser:
