@@ -1,5 +1,7 @@
 """`dockyard config check FILE`: validate a configuration and show what it amounts to.
 
+FILE may also be given as `--config FILE`, in any place every other command takes it.
+
 The output is the effective configuration (file, REGISTRY_* overrides and defaults) as YAML,
 with every secret masked so it can be pasted into an issue or a chat.
 """
@@ -14,6 +16,7 @@ from typing import Any
 import yaml
 from sqlalchemy.engine import make_url
 
+from dockyard.cli.command import Subparsers, add_command
 from dockyard.config import Config
 
 MASK = "********"
@@ -22,12 +25,15 @@ _SECRET_HEADER = re.compile(r"(?i)authorization|cookie|token|secret|api[-_]?key|
 _URL_PASSWORD = re.compile(r"^(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@/\s]+(?=@)", re.I)
 
 
-def add_parsers(commands: Any) -> None:
-    config = commands.add_parser("config", help="work with configuration files")
+def register(subparsers: Subparsers) -> None:
+    config = add_command(subparsers, "config", "work with configuration files")
     actions = config.add_subparsers(dest="config_command", required=True)
-    check = actions.add_parser(
-        "check", help="validate FILE and print the effective settings, secrets masked")
-    check.add_argument("config", metavar="FILE", help="configuration file to check")
+    check = add_command(
+        actions, "check", "validate FILE and print the effective settings, secrets masked")
+    # The same destination as --config, so main loads FILE however it was given.
+    check.add_argument("config", metavar="FILE", nargs="?", default=argparse.SUPPRESS,
+                       help="configuration file to check")
+    check.set_defaults(handler=_check)
 
 
 def _mask_headers(headers: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +69,11 @@ def effective(config: Config) -> dict[str, Any]:
     return dumped
 
 
-def run_check(args: argparse.Namespace, config: Config) -> int:
+def _check(args: argparse.Namespace, config: Config) -> int:
+    if args.config is None:
+        print("dockyard config check: error: the following arguments are required: FILE",
+              file=sys.stderr)
+        return 2
     sys.stdout.write(f"# {args.config}: valid\n")
     sys.stdout.write(yaml.safe_dump(mask(effective(config)), sort_keys=False))
     return 0

@@ -7,34 +7,46 @@ server runs; a running server picks up replays at its next poll.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+from dockyard.app.backends import database_engines
 from dockyard.app.notifications import endpoints
+from dockyard.cli.command import Subparsers, add_command, async_handler
 from dockyard.config import Config
-from dockyard.metadata.engine import create_engines
 from dockyard.metadata.outbox import EndpointStatus, Outbox
 
-COMMAND = "events"
 
-
-def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    events = commands.add_parser("events", help="webhook notifications: status and replay")
-    events.add_argument("--config", help="configuration file (distribution's YAML layout)")
+def register(subparsers: Subparsers) -> None:
+    events = add_command(subparsers, "events", "webhook notifications: status and replay")
     actions = events.add_subparsers(dest="events_command", required=True)
-    status = actions.add_parser("status", help="pending, delivered and failed per endpoint")
+    status = add_command(actions, "status", "pending, delivered and failed per endpoint")
     status.add_argument("--json", action="store_true", help="one JSON document")
-    dead = actions.add_parser("dead", help="list an endpoint's dead-lettered events")
+    status.set_defaults(handler=async_handler(_outbox, _status))
+    dead = add_command(actions, "dead", "list an endpoint's dead-lettered events")
     dead.add_argument("--endpoint", required=True, help="endpoint name")
     dead.add_argument("--json", action="store_true", help="one JSON document")
-    replay = actions.add_parser(
-        "replay", help="send events again: dead letters (--dead), or all retained events")
+    dead.set_defaults(handler=async_handler(_outbox, _dead))
+    replay = add_command(
+        actions, "replay", "send events again: dead letters (--dead), or all retained events")
     replay.add_argument("--endpoint", help="endpoint name (default: every endpoint)")
     replay.add_argument("--dead", action="store_true",
                         help="queue the dead letters again instead of rewinding the cursor")
+    replay.set_defaults(handler=async_handler(_outbox, _replay))
+
+
+@asynccontextmanager
+async def _outbox(config: Config) -> AsyncIterator[Outbox]:
+    """On the engines the server uses: sslmode, TLS files, pool and timeouts apply here too."""
+    outbox = Outbox(database_engines(config))
+    try:
+        yield outbox
+    finally:
+        await outbox.close()
 
 
 def _when(value: datetime | None) -> str | None:
@@ -60,12 +72,12 @@ def status_document(item: EndpointStatus, threshold: int) -> dict[str, Any]:
     }
 
 
-async def _status(config: Config, outbox: Outbox, as_json: bool) -> int:
+async def _status(args: argparse.Namespace, config: Config, outbox: Outbox) -> int:
     configured = {e.name: e for e in endpoints(config)}
     ignored = {name: (e.ignored_actions, e.ignored_media_types) for name, e in configured.items()}
     found = await outbox.status(list(configured), ignored)
     documents = [status_document(item, configured[item.state.name].threshold) for item in found]
-    if as_json:
+    if args.json:
         print(json.dumps({"endpoints": documents}, indent=2))
         return 0
     if not documents:
@@ -79,9 +91,10 @@ async def _status(config: Config, outbox: Outbox, as_json: bool) -> int:
     return 0
 
 
-async def _dead(outbox: Outbox, name: str, as_json: bool) -> int:
+async def _dead(args: argparse.Namespace, config: Config, outbox: Outbox) -> int:
+    name = args.endpoint
     letters = await outbox.dead_letters(name)
-    if as_json:
+    if args.json:
         print(json.dumps({"endpoint": name, "events": [
             {"seq": event.seq, "id": event.id, "action": event.action,
              "created_at": _when(event.created_at), "failed_at": _when(failed_at),
@@ -94,35 +107,18 @@ async def _dead(outbox: Outbox, name: str, as_json: bool) -> int:
     return 0
 
 
-async def _replay(config: Config, outbox: Outbox, name: str | None, dead: bool) -> int:
+async def _replay(args: argparse.Namespace, config: Config, outbox: Outbox) -> int:
     names = [e.name for e in endpoints(config)]
+    name = args.endpoint
     if name is not None:
         if name not in names:
             print(f"dockyard: no enabled endpoint named {name!r}", file=sys.stderr)
             return 2
         names = [name]
-    if dead:
+    if args.dead:
         count = await outbox.requeue_dead(names)
         print(f"dockyard: {count} dead-lettered events queued for delivery again")
     else:
         count = await outbox.rewind(names)
         print(f"dockyard: {count} endpoints will receive every retained event again")
     return 0
-
-
-async def _main(args: argparse.Namespace, config: Config) -> int:
-    outbox = Outbox(create_engines(config.database_url()))
-    try:
-        if args.events_command == "status":
-            return await _status(config, outbox, args.json)
-        if args.events_command == "dead":
-            return await _dead(outbox, args.endpoint, args.json)
-        if args.events_command == "replay":
-            return await _replay(config, outbox, args.endpoint, args.dead)
-        return 2
-    finally:
-        await outbox.close()
-
-
-def run(args: argparse.Namespace, config: Config) -> int:
-    return asyncio.run(_main(args, config))

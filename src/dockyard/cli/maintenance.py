@@ -6,67 +6,58 @@ They work on the database and storage the configuration names, while the server 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict
-from typing import Any
 
 from dockyard.app.maintenance import gc_options
 from dockyard.app.web import build_registry, migrate_database
+from dockyard.cli.command import Subparsers, add_command, async_handler
 from dockyard.config import Config, parse_duration
 from dockyard.registry.check import CheckReport
 from dockyard.registry.gc import GCReport, format_bytes
 from dockyard.registry.maintenance import LeaseBusy, run_exclusive
 from dockyard.registry.registry import Registry
 
-COMMANDS = frozenset({"gc", "du", "check", "readonly"})
 PROGRESS_EVERY = 2.0
 """Seconds between progress lines when stderr is not a terminal."""
 
 
-def add_parsers(commands: Any) -> None:
-    config_help = "configuration file (distribution's YAML layout)"
-    gc = commands.add_parser(
-        "gc", help="remove unreferenced blobs (and untagged manifests) now, while serving")
-    gc.add_argument("--config", help=config_help)
+def register(subparsers: Subparsers) -> None:
+    gc = add_command(
+        subparsers, "gc", "remove unreferenced blobs (and untagged manifests) now, while serving")
     gc.add_argument("--dry-run", action="store_true", help="report what would go; delete nothing")
     gc.add_argument("--delete-untagged", action="store_true",
                     help="also remove untagged manifests no index or live referrer needs")
     gc.add_argument("--grace-period", metavar="DURATION",
                     help="protect content pushed this recently (default: "
                          "storage.maintenance.gc.graceperiod)")
-    du = commands.add_parser("du", help="storage used, per repository and in total")
-    du.add_argument("--config", help=config_help)
+    gc.set_defaults(handler=async_handler(_registry, _gc))
+    du = add_command(subparsers, "du", "storage used, per repository and in total")
     du.add_argument("repository", nargs="?", help="only this repository")
     du.add_argument("--json", action="store_true", help="machine-readable output")
-    check = commands.add_parser(
-        "check", help="re-hash every blob; report missing, corrupt and dangling content")
-    check.add_argument("--config", help=config_help)
+    du.set_defaults(handler=async_handler(_registry, _du))
+    check = add_command(
+        subparsers, "check", "re-hash every blob; report missing, corrupt and dangling content")
     check.add_argument("--repair", action="store_true",
                        help="unlink blobs whose bytes are missing or corrupt")
-    readonly = commands.add_parser(
-        "readonly", help="switch read-only mode for every worker and node, without restart")
-    readonly.add_argument("--config", help=config_help)
+    check.set_defaults(handler=async_handler(_registry, _check))
+    readonly = add_command(
+        subparsers, "readonly", "switch read-only mode for every worker and node, without restart")
     readonly.add_argument("state", choices=("on", "off", "status"))
+    readonly.set_defaults(handler=async_handler(_registry, _readonly))
 
 
-def run(args: argparse.Namespace, config: Config) -> int:
-    return asyncio.run(_run(args, config))
-
-
-async def _run(args: argparse.Namespace, config: Config) -> int:
+@asynccontextmanager
+async def _registry(config: Config) -> AsyncIterator[Registry]:
+    """The configured registry, once its schema is known to be current."""
     await migrate_database(config)
     registry = build_registry(config)
     try:
-        if args.command == "gc":
-            return await _gc(args, config, registry)
-        if args.command == "du":
-            return await _du(args, registry)
-        if args.command == "check":
-            return await _check(args, registry)
-        return await _readonly(args, config, registry)
+        yield registry
     finally:
         await registry.close()
 
@@ -129,7 +120,7 @@ async def _gc(args: argparse.Namespace, config: Config, registry: Registry) -> i
     return 0
 
 
-async def _du(args: argparse.Namespace, registry: Registry) -> int:
+async def _du(args: argparse.Namespace, config: Config, registry: Registry) -> int:
     usage = await registry.lifecycle.usage(args.repository)
     if args.repository is not None and not usage.repositories:
         print(f"dockyard: no repository {args.repository!r}", file=sys.stderr)
@@ -154,7 +145,7 @@ async def _du(args: argparse.Namespace, registry: Registry) -> int:
     return 0
 
 
-async def _check(args: argparse.Namespace, registry: Registry) -> int:
+async def _check(args: argparse.Namespace, config: Config, registry: Registry) -> int:
     ticker = _Ticker()
 
     def progress(report: CheckReport) -> None:
