@@ -93,7 +93,7 @@ class RunningRegistry:
         self.log_path = workdir / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         env = {**os.environ, **self.extra_env}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

@@ -51,7 +51,7 @@ def _libraries(pid: int, names: tuple[str, ...] = REGISTRY_LIBRARIES) -> set[str
 
 
 def _wait_for_workers(pid: int, count: int, exclude: frozenset[int] = frozenset(),
-                      timeout: float = 30.0) -> list[int]:
+                      timeout: float = 60.0) -> list[int]:
     """Children of `pid` (not in `exclude`) once `count` of them have loaded the registry."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
