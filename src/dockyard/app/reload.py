@@ -93,5 +93,9 @@ class Reloader:
                     await result
             except Exception:
                 log.exception("reload of %s failed", ", ".join(entry.keys) or "hook")
-        log.info("reload: done")
+        if new is None:
+            log.info("reload: done; the file was rejected, the configuration in force stays "
+                     "(files it names were re-read)")
+        else:
+            log.info("reload: done")
         log.debug("reload: debug logging is on")  # shows the level took effect

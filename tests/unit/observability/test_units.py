@@ -159,10 +159,14 @@ def test_reload_applies_hooks_and_names_the_rest(
 
     path.write_text("version: 0.1\nlog: {level: loud}\n")
     seen.clear()
-    asyncio.run(reloader.reload())
+    with caplog.at_level(logging.INFO, "dockyard.app.reload"):
+        asyncio.run(reloader.reload())
     assert seen == ["debug", "async"]  # the settings in force, re-applied
     assert reloader.config.log.level == "debug"
     assert "configuration not applied" in caplog.text
+    assert caplog.text.rstrip().endswith(
+        "reload: done; the file was rejected, the configuration in force stays "
+        "(files it names were re-read)")
 
 
 def test_changed_settings() -> None:
