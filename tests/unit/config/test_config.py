@@ -170,6 +170,17 @@ def test_invalid_yaml(tmp_path: Path) -> None:
     assert "\n" not in message
 
 
+@pytest.mark.parametrize("text", [
+    "http:\n  addr: :5000\n  addr: :6000\n",
+    "version: 0.1\nversion: 0.1\n",
+    "auth:\n  access:\n    groups: {a: [x], a: [y]}\n",
+])
+def test_a_key_given_twice_is_refused(tmp_path: Path, text: str) -> None:
+    message = load_error(write(tmp_path, text))
+    assert "invalid YAML: duplicate key" in message
+    assert "line " in message
+
+
 def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     assert "top level must be a mapping" in load_error(write(tmp_path, "- a\n- b\n"))
 
