@@ -93,3 +93,15 @@ def test_an_unknown_command_exits_2_with_usage(capsys: pytest.CaptureFixture[str
 def test_config_check_needs_a_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check"]) == 2
     assert "FILE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("count", ["0", "-3", "two"])
+def test_serve_needs_one_worker_or_more(capsys: pytest.CaptureFixture[str], count: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--workers", count])
+    assert exited.value.code == 2
+    assert "argument --workers:" in capsys.readouterr().err
+
+
+def test_serve_takes_a_worker_count() -> None:
+    assert build_parser().parse_args(["serve", "--workers", "3"]).workers == 3
