@@ -102,6 +102,8 @@ async def _dead(args: argparse.Namespace, config: Config, outbox: Outbox) -> int
             for event, failed_at, error in letters
         ]}, indent=2))
         return 0
+    if not letters:
+        print(f"dockyard: no dead-lettered events for {name!r}", file=sys.stderr)
     for event, failed_at, error in letters:
         print(f"{event.seq}\t{event.id}\t{event.action}\t{_when(failed_at)}\t{error or '-'}")
     return 0

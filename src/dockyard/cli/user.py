@@ -56,9 +56,18 @@ def _htpasswd_path(args: argparse.Namespace, config: Config) -> Path:
 
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Repeat password: ") != first:
+        line = sys.stdin.readline()
+        if not line:
+            raise htpasswd.HtpasswdError("no password: standard input is empty")
+        return line.rstrip("\r\n")
+    try:
+        first = getpass.getpass("Password: ")
+        repeated = getpass.getpass("Repeat password: ")
+    except EOFError:
+        raise htpasswd.HtpasswdError(
+            "no password: input ended before one was typed (pipe it with --password-stdin)"
+        ) from None
+    if repeated != first:
         raise htpasswd.HtpasswdError("the passwords differ")
     return first
 

@@ -59,3 +59,13 @@ def test_events_applies_the_database_tls_settings(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("dockyard: cannot connect to the database")
+
+
+def test_no_dead_letters_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path, "sqlite.yml", {})
+    assert main(["migrate", "--config", config]) == 0
+    capsys.readouterr()
+    assert main(["events", "dead", "ci", "--config", config]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""  # what scripts read stays empty
+    assert captured.err == "dockyard: no dead-lettered events for 'ci'\n"
