@@ -65,7 +65,7 @@ def test_no_dead_letters_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[s
     config = _config(tmp_path, "sqlite.yml", {})
     assert main(["migrate", "--config", config]) == 0
     capsys.readouterr()
-    assert main(["events", "dead", "ci", "--config", config]) == 0
+    assert main(["events", "dead", "--endpoint", "ci", "--config", config]) == 0
     captured = capsys.readouterr()
     assert captured.out == ""  # what scripts read stays empty
     assert captured.err == "dockyard: no dead-lettered events for 'ci'\n"
