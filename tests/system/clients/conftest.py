@@ -19,6 +19,8 @@ import pytest
 from tests.backends import selected_backends
 from tests.server import require_tool
 from tests.system.clients.clients import Buildah, Http, Podman, Skopeo, private_containers_conf
+from tests.system.clients.dockerd import DockerDaemon, TrustedCa
+from tests.system.clients.modes import MODES, Served, serve
 
 
 @dataclass(frozen=True)
@@ -101,3 +103,37 @@ def podman(tmp_path: Path, short_dir: Callable[[], Path],
                     containers_env)
     yield client
     shutil.rmtree(tmp_path / "podman-root", ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def docker_daemon() -> Iterator[DockerDaemon]:
+    """One engine for the session (its containerd serves ctr); stopped by its pid file."""
+    directory = Path(tempfile.mkdtemp(prefix="dockerd-", dir="/tmp"))
+    daemon = DockerDaemon(directory)
+    daemon.start()
+    yield daemon
+    daemon.stop()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=MODES)
+def served(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A registry in each auth mode in turn (anonymous, basic, bearer)."""
+    yield from serve(request.param, tmp_path_factory.mktemp(f"served-{request.param}"))
+
+
+@pytest.fixture
+def served_repo(request: pytest.FixtureRequest) -> str:
+    """A fresh repository under team/, where the matrix's users have their rights."""
+    label = request.node.originalname.removeprefix("test_").replace("_", "-")[:30]
+    return f"team/{label}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def docker_trust(served: Served) -> Iterator[None]:
+    """The engine trusts the test CA for this registry while the test runs."""
+    trusted = TrustedCa(served.host, served.ca) if served.tls else None
+    yield
+    if trusted is not None:
+        trusted.remove()
