@@ -8,25 +8,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import oras.client
 import oras.oci
 import pytest
 import requests
 
 from tests.system.clients.clients import Http
 from tests.system.clients.conftest import Target
+from tests.system.clients.drivers import Oras
 from tests.system.clients.images import OCI_INDEX, OCI_MANIFEST
 
 pytestmark = pytest.mark.clients
 
 TITLE = "org.opencontainers.image.title"
 SIGNATURE_TYPE = "application/vnd.dockyard.e2e.signature.v1+json"
-
-
-class Oras(oras.client.OrasClient):
-    """oras-py without its retry decorator: it retries errors and 500s for minutes on end."""
-
-    do_request = oras.client.OrasClient.do_request.__wrapped__
 
 
 def oras_client() -> Any:
