@@ -14,7 +14,6 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 from tests.server import require_tool, unavailable
 from tests.system.clients.clients import run
@@ -55,9 +54,11 @@ class DockerDaemon:
         return {**os.environ, "DOCKER_HOST": f"unix://{self.socket}",
                 "DOCKER_CONFIG": str(config_dir or self.config_dir)}
 
-    def start(self, daemon_config: dict[str, Any] | None = None) -> None:
+    def start(self) -> None:
         config_file = self.directory / "daemon.json"
-        config_file.write_text(json.dumps(daemon_config or {}))
+        # The engine's identity key, which would otherwise be written to /etc/docker/key.json.
+        config_file.write_text(json.dumps(
+            {"deprecated-key-path": str(self.directory / "key.json")}))
         command = [
             self.dockerd, "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false",
             "--bridge=none", "--data-root", str(self.directory / "data"),

@@ -17,9 +17,10 @@ from typing import Any, Protocol
 
 import oras.client
 import requests
+import requests.adapters
 
 from tests.server import require_tool
-from tests.system.clients.clients import Buildah, Podman, run
+from tests.system.clients.clients import COMMAND_TIMEOUT, Buildah, Podman, run
 from tests.system.clients.dockerd import DockerDaemon
 from tests.system.clients.images import ALL_MANIFEST_TYPES, OciLayout, random_image, tar_of
 from tests.system.clients.modes import Served, password
@@ -238,6 +239,24 @@ class Oras(oras.client.OrasClient):
     do_request = oras.client.OrasClient.do_request.__wrapped__
 
 
+class BoundedAdapter(requests.adapters.HTTPAdapter):
+    """Gives every request a timeout: oras-py sets none, so a stuck server would hang a test."""
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: Any = None, verify: bool | str = True, cert: Any = None,
+             proxies: Any = None) -> requests.Response:
+        return super().send(request, stream, COMMAND_TIMEOUT if timeout is None else timeout,
+                            verify, cert, proxies)
+
+
+def new_oras(insecure: bool, tls_verify: str | bool = True, auth_backend: str = "token") -> Any:
+    """An oras-py client (untyped) whose requests, token requests included, time out."""
+    client = Oras(insecure=insecure, tls_verify=tls_verify, auth_backend=auth_backend)
+    for prefix in ("http://", "https://"):
+        client.session.mount(prefix, BoundedAdapter())
+    return client
+
+
 class OrasDriver:
     """One OrasClient for the whole session: its token backend keeps one token throughout."""
 
@@ -246,8 +265,7 @@ class OrasDriver:
         # Without credentials oras-py's basic backend fails on its own: use its default.
         backend = "basic" if served.mode == "basic" and user is not None else "token"
         tls_verify: str | bool = str(served.ca) if served.tls else False
-        self.client: Any = Oras(insecure=not served.tls, tls_verify=tls_verify,
-                                auth_backend=backend)
+        self.client = new_oras(not served.tls, tls_verify, backend)
         if user is not None:
             self.client.auth.set_basic_auth(user, password(user))
 

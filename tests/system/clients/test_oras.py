@@ -14,7 +14,7 @@ import requests
 
 from tests.system.clients.clients import Http
 from tests.system.clients.conftest import Target
-from tests.system.clients.drivers import Oras
+from tests.system.clients.drivers import new_oras
 from tests.system.clients.images import OCI_INDEX, OCI_MANIFEST
 
 pytestmark = pytest.mark.clients
@@ -25,7 +25,7 @@ SIGNATURE_TYPE = "application/vnd.dockyard.e2e.signature.v1+json"
 
 def oras_client() -> Any:
     """A plain-HTTP client; without login it sends no credentials at all."""
-    return Oras(insecure=True)
+    return new_oras(insecure=True)
 
 
 def write_random(path: Path, size: int) -> bytes:
