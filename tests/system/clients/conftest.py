@@ -31,6 +31,7 @@ from tests.system.clients.drivers import (
     OrasDriver,
     PodmanDriver,
     SkopeoDriver,
+    insecure_registry,
 )
 from tests.system.clients.modes import MODES, Served, serve
 
@@ -174,6 +175,8 @@ def client(request: pytest.FixtureRequest, served: Served, tmp_path: Path,
         return lambda user: CtrDriver(daemon, served, user, directory())
     if name == "skopeo":
         return lambda user: SkopeoDriver(served, user, directory())
+    if not served.tls:
+        containers_env.update(insecure_registry(short_dir(), served.host))
     if name == "buildah":
         buildah: Buildah = request.getfixturevalue("buildah")
         return lambda user: BuildahDriver(buildah, served, user, directory())

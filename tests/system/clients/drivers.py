@@ -170,12 +170,21 @@ class SkopeoDriver:
         return str(layout.descriptor("v")["digest"])
 
 
+def insecure_registry(directory: Path, host: str) -> dict[str, str]:
+    """Environment for podman and buildah to reach `host` over plain HTTP: a registries.conf
+    that marks it insecure, as a user would set it up, instead of a flag on every command."""
+    conf = directory / "registries.conf"
+    conf.write_text(f'[[registry]]\nlocation = "{host}"\ninsecure = true\n')
+    return {"CONTAINERS_REGISTRIES_CONF": str(conf)}
+
+
 def containers_remote(base: list[str], env: dict[str, str], served: Served,
                       user: str | None, authfile: Path) -> list[str]:
-    """buildah's or podman's flags for the registry: TLS, and a private auth file that
-    `login --password-stdin` filled in when acting as a user."""
+    """buildah's or podman's flags for the registry: the CA over TLS (plain HTTP comes from
+    `insecure_registry` in `env`), and a private auth file that `login --password-stdin`
+    filled in when acting as a user."""
     authfile.write_text('{"auths": {}}')
-    tls = ["--cert-dir", str(served.cert_dir)] if served.tls else ["--tls-verify=false"]
+    tls = ["--cert-dir", str(served.cert_dir)] if served.tls else []
     if user is not None:
         run([*base, "login", "--authfile", str(authfile), *tls, "--username", user,
              "--password-stdin", served.host], env=env, stdin=password(user).encode())
