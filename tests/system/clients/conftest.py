@@ -125,10 +125,12 @@ def docker_daemon() -> Iterator[DockerDaemon]:
     """One engine for the session (its containerd serves ctr); stopped by its pid file."""
     directory = Path(tempfile.mkdtemp(prefix="dockerd-", dir="/tmp"))
     daemon = DockerDaemon(directory)
-    daemon.start()
-    yield daemon
-    daemon.stop()
-    shutil.rmtree(directory, ignore_errors=True)
+    try:
+        daemon.start()
+        yield daemon
+    finally:  # also when it failed to start
+        daemon.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="module", params=MODES)
