@@ -260,8 +260,8 @@ class Authorizer:
         if principal.anonymous:
             return self._unauthorized(needed, token_realm, "authentication required",
                                       related=related)
-        if principal.grants is not None and not any(
-                (kind, name) == (needed.type, needed.name) for kind, name, _ in principal.grants):
-            return self._unauthorized(needed, token_realm, "authentication required",
-                                      "insufficient_scope", related)
+        # A valid token that lacks the access, whether it names the repository or not, is 403
+        # with error="insufficient_scope" (RFC 6750, 3.1): docker, containerd, skopeo, podman
+        # and buildah ask for a token per repository and read either status as a refusal, but
+        # oras-py reuses one token across repositories and fetches a new one only after a 403.
         return self._denied(needed, token_realm, related)

@@ -20,11 +20,12 @@ from tests.system.clients.images import ALL_MANIFEST_TYPES, sha256_digest
 COMMAND_TIMEOUT = 120.0
 
 
-def run(command: Sequence[str], check: bool = True,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-    """Run a client; on failure the assertion message carries its stderr."""
+def run(command: Sequence[str], check: bool = True, env: dict[str, str] | None = None,
+        stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run a client (`stdin` for a password, never a command line); on failure the assertion
+    message carries its stderr."""
     result = subprocess.run(list(command), capture_output=True, timeout=COMMAND_TIMEOUT,
-                            check=False, stdin=subprocess.DEVNULL, env=env)
+                            check=False, input=stdin if stdin is not None else b"", env=env)
     if check and result.returncode != 0:
         raise AssertionError(
             f"{' '.join(command)} exited {result.returncode}:\n"
@@ -113,8 +114,8 @@ class Podman:
                      "--cgroup-manager", "cgroupfs"]
         self.env = env
 
-    def __call__(self, *args: str) -> str:
-        return run([*self.base, *args], env=self.env).stdout.decode().strip()
+    def __call__(self, *args: str, check: bool = True) -> str:
+        return run([*self.base, *args], check, self.env).stdout.decode().strip()
 
     def pull(self, reference: str) -> str:
         return self("pull", "--quiet", "--tls-verify=false", reference)

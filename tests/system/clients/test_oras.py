@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import oras.client
 import oras.oci
 import pytest
 import requests
 
 from tests.system.clients.clients import Http
 from tests.system.clients.conftest import Target
+from tests.system.clients.drivers import new_oras
 from tests.system.clients.images import OCI_INDEX, OCI_MANIFEST
 
 pytestmark = pytest.mark.clients
@@ -23,15 +23,9 @@ TITLE = "org.opencontainers.image.title"
 SIGNATURE_TYPE = "application/vnd.dockyard.e2e.signature.v1+json"
 
 
-class Oras(oras.client.OrasClient):
-    """oras-py without its retry decorator: it retries errors and 500s for minutes on end."""
-
-    do_request = oras.client.OrasClient.do_request.__wrapped__
-
-
 def oras_client() -> Any:
     """A plain-HTTP client; without login it sends no credentials at all."""
-    return Oras(insecure=True)
+    return new_oras(insecure=True)
 
 
 def write_random(path: Path, size: int) -> bytes:

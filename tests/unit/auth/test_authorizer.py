@@ -80,17 +80,24 @@ def test_bearer_mode_challenges_and_scopes(parts: tuple[Htpasswd, KeyDirectory])
     token = service.access_token("alice", [repository_scope("team/app", "pull", "push")])
     assert authorizer.authorize(f"Bearer {token}", "ip", push, REALM).allowed
     assert authorizer.authorize(f"Bearer {token}", "ip", None, REALM).allowed
-    # Another repository: the token says nothing about it, so ask for a token that does.
+    # Another repository: the token says nothing about it. 403 (a 401 would keep oras-py from
+    # fetching a new token), and the challenge names the scope to ask for.
     other = authorizer.authorize(f"Bearer {token}", "ip", repository_scope("team/b", "pull"),
                                  REALM)
-    assert other.status == 401 and 'scope="repository:team/b:pull"' in (other.challenge or "")
+    assert (other.status, other.code) == (403, "DENIED")
+    assert other.challenge == ('Bearer realm="https://registry.test/token",'
+                               'service="registry.test",scope="repository:team/b:pull",'
+                               'error="insufficient_scope"')
     # bob asked for push but was granted pull only: pushing with it is denied.
     bobs = service.access_token("bob", [repository_scope("team/app", "pull", "push")])
     denied = authorizer.authorize(f"Bearer {bobs}", "ip", push, REALM)
     assert (denied.status, denied.code) == (403, "DENIED")
     assert 'error="insufficient_scope"' in (denied.challenge or "")
     catalog = authorizer.authorize(f"Bearer {token}", "ip", CATALOG_SCOPE, REALM)
-    assert catalog.status == 401
+    assert catalog.status == 403
+    assert 'scope="registry:catalog:*",error="insufficient_scope"' in (catalog.challenge or "")
+    # No token at all: 401, the challenge without an error.
+    assert authorizer.authorize(None, "ip", CATALOG_SCOPE, REALM).status == 401
 
 
 def test_granted_is_the_intersection() -> None:
