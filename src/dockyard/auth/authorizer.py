@@ -144,7 +144,7 @@ class Authorizer:
             self.limiter.succeeded([user_key(credentials.user)])
         else:
             self.limiter.failed(self._limit_keys(credentials.user, remote))
-            log.info("failed login from %s", remote)
+            log.info("failed login for user %r from %s", credentials.user, remote)
         return ok
 
     def password_cached(self, header: str | None) -> bool:

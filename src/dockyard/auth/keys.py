@@ -193,6 +193,11 @@ def _read_keys(directory: Path) -> list[SigningKey]:
     return keys
 
 
+def list_keys(directory: Path) -> list[SigningKey]:
+    """The keys in the directory, oldest first: the last one signs, all of them verify."""
+    return _read_keys(directory)
+
+
 def ensure_key(directory: Path) -> SigningKey:
     """The current key, generating the first one; run before workers start."""
     keys = _read_keys(directory)

@@ -505,6 +505,8 @@ def test_no_secrets_in_the_logs(basic_server: RunningRegistry,
         for secret in (*USERS.values(), "typo-secret", token, token.split(".")[2]):
             assert secret not in text
         assert base64.b64encode(b"alice:alice-pw").decode() not in text
+    # The failed login names who tried, so an operator can tell a typo from an attack.
+    assert "failed login for user 'erin' from 127.0.0.1" in basic_server.log_text()
 
 
 def test_token_keys_survive_a_restart(token_server: RunningRegistry) -> None:
