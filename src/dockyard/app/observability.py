@@ -35,7 +35,7 @@ from dockyard.observability.tracing import Tracer, TracingSettings, start_tracin
 if TYPE_CHECKING:
     from dockyard.cache.base import Cache
     from dockyard.metadata.engine import Engines
-    from dockyard.metadata.store import MetadataStore
+    from dockyard.metadata.interfaces import MetadataStore
     from dockyard.registry.gc import GCReport
     from dockyard.registry.purge import PurgeReport
     from dockyard.storage.base import BlobStore
