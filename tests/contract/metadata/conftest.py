@@ -1,14 +1,14 @@
 """The implementations the metadata contract runs on: one fixture parameter each.
 
 Each database is made and migrated once per session and emptied before every test. The
-cached implementation uses a Redis database of its own and drops every entry before each
+cached implementations use a Redis database of their own and drop every entry before each
 test, so no answer survives from an earlier test (or run).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from dockyard.metadata.interfaces import MaintenanceStores, MetadataStore
 from dockyard.metadata.outbox import COUNTER, Outbox
 from dockyard.metadata.schema import event_counter, metadata
 from dockyard.metadata.store import SQLMetadataStore
+from dockyard.observability.instrument import InstrumentedMetadataStore
 from tests.backends import REDIS_HOST, REDIS_PORT, Services, redis_addr
 
 T = TypeVar("T")
@@ -55,6 +56,13 @@ async def _redis_cached(store: MetadataStore) -> AsyncIterator[MetadataStore]:
     cache = RedisCache(connect(RedisOptions(REDIS_HOST, REDIS_PORT, db=REDIS_DB)), 60)
     await cache.invalidate_all()
     yield CachedMetadataStore(store, cache)
+
+
+@asynccontextmanager
+async def _instrumented_redis_cached(store: MetadataStore) -> AsyncIterator[MetadataStore]:
+    """The stack a worker with metrics and Redis runs."""
+    async with _redis_cached(store) as cached:
+        yield InstrumentedMetadataStore(cached)
 
 
 async def _empty(engines: Engines) -> None:
@@ -110,13 +118,18 @@ def postgresql_url(services: Services) -> str:
     return _migrated(services.postgres.create())
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "redis-cached-sqlite"])
-def stores(request: pytest.FixtureRequest) -> Iterator[Implementation]:
-    """Every implementation of the metadata interfaces; a new one is a new parameter."""
-    if request.param == "sqlite":
-        yield Implementation(request.getfixturevalue("sqlite_url"))
-    elif request.param == "postgresql":
-        yield Implementation(request.getfixturevalue("postgresql_url"))
-    else:
+_IMPLEMENTATIONS: dict[str, tuple[str, Wrap]] = {
+    "sqlite": ("sqlite_url", _unwrapped),
+    "postgresql": ("postgresql_url", _unwrapped),
+    "redis-cached-sqlite": ("sqlite_url", _redis_cached),
+    "instrumented-redis-cached-sqlite": ("sqlite_url", _instrumented_redis_cached),
+}
+
+
+@pytest.fixture(params=list(_IMPLEMENTATIONS))
+def stores(request: pytest.FixtureRequest) -> Implementation:
+    """Every implementation of the metadata interfaces; a new one is a new entry above."""
+    database, wrap = _IMPLEMENTATIONS[request.param]
+    if wrap is not _unwrapped:
         redis_addr()  # skips, or fails in CI, without a Redis
-        yield Implementation(request.getfixturevalue("sqlite_url"), _redis_cached)
+    return Implementation(request.getfixturevalue(database), wrap)
