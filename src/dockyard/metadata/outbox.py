@@ -131,6 +131,7 @@ class Outbox:
         self._engines = engines
 
     async def close(self) -> None:
+        """Dispose of the engines (for an outbox that owns them, as the CLI's does)."""
         await self._engines.dispose()
 
     async def append(self, rows: Sequence[EventRow]) -> None:
@@ -138,12 +139,6 @@ class Outbox:
         if rows:
             async with self._engines.begin_write() as connection:
                 await append_events(connection, rows)
-
-    async def head(self) -> int:
-        async with self._engines.read.connect() as connection:
-            value = await connection.scalar(
-                select(event_counter.c.value).where(event_counter.c.name == COUNTER))
-        return int(value or 0)
 
     async def ensure_endpoints(self, names: Collection[str]) -> None:
         """A new endpoint starts at the current head: it gets events recorded from now on."""
@@ -183,6 +178,7 @@ class Outbox:
         return _state(row)
 
     async def release_lease(self, name: str, holder: str) -> None:
+        """Give the endpoint's lease up, if this holder still has it."""
         async with self._engines.begin_write() as connection:
             await connection.execute(
                 update(event_endpoints)
@@ -191,6 +187,7 @@ class Outbox:
             )
 
     async def pending(self, after: int, limit: int) -> list[StoredEvent]:
+        """Up to `limit` events after sequence `after`, in order."""
         async with self._engines.read.connect() as connection:
             rows = (await connection.execute(
                 select(events).where(events.c.seq > after).order_by(events.c.seq).limit(limit)
@@ -275,6 +272,7 @@ class Outbox:
         return True
 
     async def failed(self, name: str, holder: str, error: str, retry_at: datetime) -> None:
+        """Record a failed attempt and when to try again (while the lease is still held)."""
         async with self._engines.begin_write() as connection:
             await connection.execute(
                 update(event_endpoints).where(self._held(name, holder)).values(
@@ -373,6 +371,7 @@ class Outbox:
 
     async def dead_letters(self, name: str, limit: int = 1000
                            ) -> list[tuple[StoredEvent, datetime, str | None]]:
+        """Dead letters waiting for an operator, oldest first: event, when it failed, why."""
         rows = await self._dead_letter_rows(name, limit, queued=False)
         return [(_stored(row), _aware(row.failed_at) or utc_now(), row.last_error) for row in rows]
 
