@@ -1,4 +1,4 @@
-"""A registry in-process on a real database and filesystem, for maintenance tests."""
+"""A registry in-process on a real database and filesystem."""
 
 from __future__ import annotations
 
