@@ -23,7 +23,7 @@ async def usage(request: web.Request) -> web.StreamResponse:
     repository = request.query.get("repository")
     if repository is not None:
         check_name(repository)
-    report = await request.app[REGISTRY].lifecycle.usage(repository)
+    report = await request.app[REGISTRY].maintenance.usage.usage(repository)
     if repository is not None and not report.repositories:
         raise NameUnknown(detail={"name": repository})
     return json_response({

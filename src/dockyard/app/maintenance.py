@@ -1,4 +1,4 @@
-"""Composition for the storage lifecycle: GC and purge options from config, the scheduler."""
+"""Composition for maintenance: GC and purge options from config, the scheduler."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def add_maintenance(app: web.Application, config: Config, registry: Registry) ->
     jobs = maintenance_jobs(config, registry)
     if not jobs:
         return
-    scheduler = MaintenanceScheduler(registry.lifecycle, jobs)
+    scheduler = MaintenanceScheduler(registry.maintenance.leases, jobs)
 
     async def start(_app: web.Application) -> None:
         scheduler.start()

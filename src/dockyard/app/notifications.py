@@ -9,8 +9,8 @@ from aiohttp import web
 
 from dockyard.app import reload
 from dockyard.config import Config, NotificationEndpointConfig, parse_duration
+from dockyard.metadata.engine import Engines
 from dockyard.metadata.outbox import Outbox
-from dockyard.metadata.store import MetadataStore
 from dockyard.notifications.delivery import Deliverer, DeliveryMetrics, Endpoint
 from dockyard.registry.events import EventRecorder, EventSettings
 from dockyard.registry.registry import Registry
@@ -38,18 +38,23 @@ def endpoints(config: Config) -> list[Endpoint]:
     return [endpoint(item) for item in config.notifications.active_endpoints]
 
 
-def build_recorder(config: Config, metadata: MetadataStore) -> EventRecorder:
-    """Disabled (records nothing) unless an endpoint is configured."""
-    notifications = config.notifications
-    if not notifications.active_endpoints:
+def build_outbox(config: Config, engines: Engines) -> Outbox | None:
+    """None (nothing is recorded) unless an endpoint is configured."""
+    return Outbox(engines) if config.notifications.active_endpoints else None
+
+
+def build_recorder(config: Config, outbox: Outbox | None) -> EventRecorder:
+    """Disabled (records nothing) without an outbox."""
+    if outbox is None:
         return EventRecorder(None)
+    notifications = config.notifications
     pulls = notifications.events.pulls
     settings = EventSettings(
         include_references=notifications.events.includereferences,
         pull_sample_rate=0.0 if pulls.disabled else pulls.samplerate,
         source_addr=f"{socket.gethostname()}:{config.http.bind_port}",
     )
-    return EventRecorder(Outbox(metadata.engines), settings)
+    return EventRecorder(outbox, settings)
 
 
 def delivery_metrics(config: Config) -> DeliveryMetrics | None:
@@ -71,9 +76,9 @@ def build_deliverer(config: Config, outbox: Outbox) -> Deliverer:
     )
 
 
-def add_notifications(app: web.Application, config: Config, registry: Registry) -> None:
+def add_notifications(app: web.Application, config: Config, registry: Registry,
+                      outbox: Outbox | None) -> None:
     """Every worker delivers; the per-endpoint lease keeps it to one at a time."""
-    outbox = registry.events.outbox
     if outbox is None:
         return
     current = [build_deliverer(config, outbox)]

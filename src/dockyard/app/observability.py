@@ -35,7 +35,7 @@ from dockyard.observability.tracing import Tracer, TracingSettings, start_tracin
 if TYPE_CHECKING:
     from dockyard.cache.base import Cache
     from dockyard.metadata.engine import Engines
-    from dockyard.metadata.store import MetadataStore
+    from dockyard.metadata.interfaces import MetadataStore
     from dockyard.registry.gc import GCReport
     from dockyard.registry.purge import PurgeReport
     from dockyard.storage.base import BlobStore
@@ -89,10 +89,13 @@ class Observed:
         })
         if not self._metrics and self._tracer is None:
             return store, metadata
-        from dockyard.observability.instrument import instrument_blob_store, instrument_metadata
+        from dockyard.observability.instrument import (
+            InstrumentedBlobStore,
+            InstrumentedMetadataStore,
+        )
 
-        return (instrument_blob_store(store, _driver(self._config), self._tracer),
-                instrument_metadata(metadata, self._tracer))
+        return (InstrumentedBlobStore(store, _driver(self._config), self._tracer),
+                InstrumentedMetadataStore(metadata, self._tracer))
 
     def wrap_cache(self, cache: Cache | None) -> Cache | None:
         if cache is None or not self._metrics:

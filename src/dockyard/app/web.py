@@ -11,12 +11,14 @@ from dockyard.api.urls import UrlBuilder
 from dockyard.app import reload
 from dockyard.app.backends import build_blob_store, build_cache, database_engines
 from dockyard.app.maintenance import add_maintenance
-from dockyard.app.notifications import add_notifications, build_recorder
+from dockyard.app.notifications import add_notifications, build_outbox, build_recorder
 from dockyard.app.observability import Observed
 from dockyard.app.observability import access_logger as observed_access_logger
 from dockyard.config import Config
-from dockyard.metadata.cached import CachingMetadataStore
-from dockyard.metadata.store import MetadataStore
+from dockyard.metadata.cached import CachedMetadataStore
+from dockyard.metadata.interfaces import MetadataStore
+from dockyard.metadata.outbox import Outbox
+from dockyard.metadata.store import SQLMetadataStore
 from dockyard.observability.logs import configure_logging
 from dockyard.registry.registry import Policy, Registry
 
@@ -44,6 +46,13 @@ async def migrate_database(config: Config, apply: bool | None = None) -> None:
 
 
 def build_registry(config: Config, observed: Observed | None = None) -> Registry:
+    """The registry on the configured drivers."""
+    return _build_registry(config, observed)[0]
+
+
+def _build_registry(config: Config, observed: Observed | None
+                    ) -> tuple[Registry, Outbox | None]:
+    """The registry, and the outbox it records events in (to deliver them from), if any."""
     store = build_blob_store(config)
     policy = Policy(
         delete_enabled=config.storage.delete.enabled,
@@ -55,16 +64,19 @@ def build_registry(config: Config, observed: Observed | None = None) -> Registry
     cache = build_cache(config)
     if observed is not None:
         cache = observed.wrap_cache(cache)
-    metadata = MetadataStore(engines) if cache is None else CachingMetadataStore(engines, cache)
+    metadata: MetadataStore = SQLMetadataStore(engines)
+    if cache is not None:
+        metadata = CachedMetadataStore(metadata, cache)
     if observed is not None:
         store, metadata = observed.wrap(engines, store, metadata)
-    return Registry(store, metadata, policy, build_recorder(config, metadata))
+    outbox = build_outbox(config, engines)
+    return Registry(store, metadata, policy, build_recorder(config, outbox)), outbox
 
 
 def build_web_app(config: Config) -> web.Application:
     urls = UrlBuilder(host=config.http.host, relative=config.http.relativeurls)
     observed = Observed(config)
-    registry = build_registry(config, observed)
+    registry, outbox = _build_registry(config, observed)
     auth = None
     if config.auth.enabled:
         # Imported only here: the auth libraries (PyJWT, cryptography, bcrypt) cost a worker
@@ -76,7 +88,7 @@ def build_web_app(config: Config) -> web.Application:
     if auth is not None:
         reload.register(("auth.htpasswd.path",), reload_htpasswd(auth))
     add_maintenance(app, config, registry)
-    add_notifications(app, config, registry)
+    add_notifications(app, config, registry, outbox)
     observed.install(app)
     return app
 

@@ -1,4 +1,4 @@
-"""`dockyard gc`, `du`, `check` and `readonly`: storage lifecycle from the command line.
+"""`dockyard gc`, `du`, `check` and `readonly`: storage maintenance from the command line.
 
 They work on the database and storage the configuration names, while the server runs.
 """
@@ -102,10 +102,10 @@ async def _gc(args: argparse.Namespace, config: Config, registry: Registry) -> i
         if options.dry_run:
             report = await registry.collector.run(options, progress)
         else:
-            report = await run_exclusive(registry.lifecycle, "gc",
+            report = await run_exclusive(registry.maintenance.leases, "gc",
                                          lambda: registry.collector.run(options, progress))
     except LeaseBusy:
-        lease = await registry.lifecycle.lease("gc")
+        lease = await registry.maintenance.leases.lease("gc")
         holder = lease.holder if lease is not None else "another process"
         print(f"dockyard: garbage collection is already running ({holder})", file=sys.stderr)
         return 1
@@ -121,7 +121,7 @@ async def _gc(args: argparse.Namespace, config: Config, registry: Registry) -> i
 
 
 async def _du(args: argparse.Namespace, config: Config, registry: Registry) -> int:
-    usage = await registry.lifecycle.usage(args.repository)
+    usage = await registry.maintenance.usage.usage(args.repository)
     if args.repository is not None and not usage.repositories:
         print(f"dockyard: no repository {args.repository!r}", file=sys.stderr)
         return 1

@@ -106,6 +106,7 @@ class WriterGate:
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
+        """This process's turn to write, held until the block ends."""
         async with self._queue():
             fd = self._descriptor()
             await _flock(fd)
@@ -144,6 +145,7 @@ class WriterGate:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
+        """Stop the writer thread and close the lock file."""
         if self._thread is not None:
             self._thread.shutdown()
             self._thread = None
@@ -154,6 +156,8 @@ class WriterGate:
 
 @dataclass(frozen=True)
 class Engines:
+    """One database's engines: reads, writes, and on SQLite the inline paths and the gate."""
+
     read: AsyncEngine
     write: AsyncEngine
     inline_read: Engine | None = None
@@ -195,6 +199,7 @@ class Engines:
         return await gate.run(transaction)
 
     async def dispose(self) -> None:
+        """Close every pool, the writer gate and the read memo."""
         await self.read.dispose()
         if self.write is not self.read:
             await self.write.dispose()
@@ -265,6 +270,7 @@ def _sqlite_inline_engine(url: str, echo: bool, begin: str | None = None) -> Eng
 
 def create_engines(url: str, pool_size: int = 10, echo: bool = False,
                    postgres: PostgresOptions | None = None) -> Engines:
+    """The engines for a database URL: SQLite (a file, or :memory:) or PostgreSQL."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         gate = None

@@ -63,6 +63,8 @@ class ReadMemo:
         return self._answers.get(key), version
 
     def store(self, key: Hashable, version: int, rows: Rows) -> None:
+        """Keep an answer read at `version` (from lookup), unless a commit came since or it
+        would exceed the budget."""
         if version != self._version:
             return
         cost = _cost(rows)
@@ -72,6 +74,7 @@ class ReadMemo:
         self._spent += cost
 
     def close(self) -> None:
+        """Stop watching the database file."""
         if self._watch is not None:
             self._watch.close()
             self._watch = None

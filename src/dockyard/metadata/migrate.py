@@ -57,6 +57,8 @@ def _check(connection: Connection) -> None:
 
 
 async def upgrade(engine: AsyncEngine) -> None:
+    """Migrate to this Dockyard's head (one node at a time on PostgreSQL); UnknownSchema for a
+    database a newer Dockyard migrated."""
     async with engine.begin() as connection:
         await connection.run_sync(_upgrade)
 

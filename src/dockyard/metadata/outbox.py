@@ -15,89 +15,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    Text,
-    and_,
-    delete,
-    exists,
-    func,
-    insert,
-    not_,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import and_, delete, exists, func, insert, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.metadata.clock import utc_now
 from dockyard.metadata.engine import Engines
-from dockyard.metadata.schema import metadata
+from dockyard.metadata.records import EventRow
+from dockyard.metadata.schema import event_counter, event_dead_letters, event_endpoints, events
 from dockyard.metadata.upsert import Upsert
 
-SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
 COUNTER = "events"
-
-event_counter = Table(
-    "event_counter",
-    metadata,
-    Column("name", String(32), primary_key=True),
-    Column("value", SEQUENCE, nullable=False),
-)
-
-events = Table(
-    "events",
-    metadata,
-    Column("seq", SEQUENCE, primary_key=True, autoincrement=False),
-    Column("id", String(64), nullable=False, unique=True),
-    Column("action", String(16), nullable=False),
-    Column("media_type", String(255), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("payload", Text, nullable=False),
-    Index("ix_events_created_at", "created_at"),
-)
-"""`payload` is one event object as receivers get it (JSON text)."""
-
-event_endpoints = Table(
-    "event_endpoints",
-    metadata,
-    Column("name", String(255), primary_key=True),
-    Column("last_seq", SEQUENCE, nullable=False),
-    Column("delivered", SEQUENCE, nullable=False, server_default="0"),
-    Column("failures", Integer, nullable=False, server_default="0"),
-    Column("last_error", Text, nullable=True),
-    Column("last_success_at", DateTime(timezone=True), nullable=True),
-    Column("last_failure_at", DateTime(timezone=True), nullable=True),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
-    Column("lease_holder", String(255), nullable=True),
-    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
-)
-
-event_dead_letters = Table(
-    "event_dead_letters",
-    metadata,
-    Column("endpoint", String(255), nullable=False),
-    Column("seq", SEQUENCE, nullable=False),
-    Column("failed_at", DateTime(timezone=True), nullable=False),
-    Column("last_error", Text, nullable=True),
-    Column("replay_at", DateTime(timezone=True), nullable=True),
-    PrimaryKeyConstraint("endpoint", "seq"),
-    Index("ix_event_dead_letters_seq", "seq"),
-)
-"""`replay_at` set: queued for another try (`dockyard events replay --dead`)."""
+"""event_counter's row that hands out event sequence numbers."""
 
 # Several workers start at once: the first insert wins, the others do nothing.
 _ADD_ENDPOINT = Upsert(event_endpoints, ["name"])
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -108,18 +39,9 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
-class EventRow:
-    """An event ready to record: its id, what filters look at, and its JSON."""
-
-    id: str
-    action: str
-    media_type: str | None
-    created_at: datetime
-    payload: str
-
-
-@dataclass(frozen=True, slots=True)
 class StoredEvent:
+    """A recorded event with the sequence number its commit got."""
+
     seq: int
     id: str
     action: str
@@ -130,6 +52,8 @@ class StoredEvent:
 
 @dataclass(frozen=True, slots=True)
 class EndpointState:
+    """An endpoint's delivery row: cursor, counters, last outcomes, backoff and lease."""
+
     name: str
     last_seq: int
     delivered: int
@@ -144,6 +68,8 @@ class EndpointState:
 
 @dataclass(frozen=True, slots=True)
 class EndpointStatus:
+    """What an operator sees of an endpoint: its state and how many events wait, and how."""
+
     state: EndpointState
     pending: int
     dead: int
@@ -184,7 +110,7 @@ def _state(row: Any) -> EndpointState:
 
 def _stored(row: Any) -> StoredEvent:
     return StoredEvent(int(row.seq), row.id, row.action, row.media_type,
-                       _aware(row.created_at) or _now(), row.payload)
+                       _aware(row.created_at) or utc_now(), row.payload)
 
 
 def _wanted(ignored_actions: Collection[str], ignored_media_types: Collection[str]) -> Any:
@@ -205,6 +131,7 @@ class Outbox:
         self._engines = engines
 
     async def close(self) -> None:
+        """Dispose of the engines (for an outbox that owns them, as the CLI's does)."""
         await self._engines.dispose()
 
     async def append(self, rows: Sequence[EventRow]) -> None:
@@ -212,12 +139,6 @@ class Outbox:
         if rows:
             async with self._engines.begin_write() as connection:
                 await append_events(connection, rows)
-
-    async def head(self) -> int:
-        async with self._engines.read.connect() as connection:
-            value = await connection.scalar(
-                select(event_counter.c.value).where(event_counter.c.name == COUNTER))
-        return int(value or 0)
 
     async def ensure_endpoints(self, names: Collection[str]) -> None:
         """A new endpoint starts at the current head: it gets events recorded from now on."""
@@ -240,7 +161,7 @@ class Outbox:
 
     async def take_lease(self, name: str, holder: str, seconds: float) -> EndpointState | None:
         """Take or renew the endpoint's lease; its state when this holder has it, else None."""
-        now = _now()
+        now = utc_now()
         async with self._engines.begin_write() as connection:
             result = await connection.execute(
                 update(event_endpoints)
@@ -257,6 +178,7 @@ class Outbox:
         return _state(row)
 
     async def release_lease(self, name: str, holder: str) -> None:
+        """Give the endpoint's lease up, if this holder still has it."""
         async with self._engines.begin_write() as connection:
             await connection.execute(
                 update(event_endpoints)
@@ -265,6 +187,7 @@ class Outbox:
             )
 
     async def pending(self, after: int, limit: int) -> list[StoredEvent]:
+        """Up to `limit` events after sequence `after`, in order."""
         async with self._engines.read.connect() as connection:
             rows = (await connection.execute(
                 select(events).where(events.c.seq > after).order_by(events.c.seq).limit(limit)
@@ -295,7 +218,7 @@ class Outbox:
     async def replays(self, name: str, limit: int) -> list[tuple[StoredEvent, datetime]]:
         """Dead letters queued for another try, oldest first, with when they were queued."""
         rows = await self._dead_letter_rows(name, limit, queued=True)
-        return [(_stored(row), _aware(row.replay_at) or _now()) for row in rows]
+        return [(_stored(row), _aware(row.replay_at) or utc_now()) for row in rows]
 
     async def _dead_letter_rows(self, name: str, limit: int, queued: bool) -> Sequence[Any]:
         """Dead letters of an endpoint with their events, oldest first: those queued for
@@ -324,7 +247,7 @@ class Outbox:
             "delivered": event_endpoints.c.delivered + delivered,
         }
         if delivered:
-            values["last_success_at"] = _now()
+            values["last_success_at"] = utc_now()
         async with self._engines.begin_write() as connection:
             result = await connection.execute(
                 update(event_endpoints)
@@ -335,7 +258,7 @@ class Outbox:
 
     async def replayed(self, name: str, holder: str, seqs: Sequence[int]) -> bool:
         """Dead letters delivered on replay: gone from the dead-letter list."""
-        now = _now()
+        now = utc_now()
         async with self._engines.begin_write() as connection:
             result = await connection.execute(
                 update(event_endpoints).where(self._held(name, holder)).values(
@@ -349,11 +272,12 @@ class Outbox:
         return True
 
     async def failed(self, name: str, holder: str, error: str, retry_at: datetime) -> None:
+        """Record a failed attempt and when to try again (while the lease is still held)."""
         async with self._engines.begin_write() as connection:
             await connection.execute(
                 update(event_endpoints).where(self._held(name, holder)).values(
                     failures=event_endpoints.c.failures + 1, last_error=error[:2000],
-                    last_failure_at=_now(), next_attempt_at=retry_at)
+                    last_failure_at=utc_now(), next_attempt_at=retry_at)
             )
 
     async def expire(self, name: str, holder: str, last_seq: int, cutoff: datetime,
@@ -365,7 +289,7 @@ class Outbox:
         still passes events in order. Replayed dead letters that failed again past the
         cutoff go back to plain dead letters.
         """
-        now = _now()
+        now = utc_now()
         async with self._engines.begin_write() as connection:
             await connection.execute(
                 update(event_dead_letters)
@@ -447,8 +371,9 @@ class Outbox:
 
     async def dead_letters(self, name: str, limit: int = 1000
                            ) -> list[tuple[StoredEvent, datetime, str | None]]:
+        """Dead letters waiting for an operator, oldest first: event, when it failed, why."""
         rows = await self._dead_letter_rows(name, limit, queued=False)
-        return [(_stored(row), _aware(row.failed_at) or _now(), row.last_error) for row in rows]
+        return [(_stored(row), _aware(row.failed_at) or utc_now(), row.last_error) for row in rows]
 
     async def requeue_dead(self, names: Collection[str]) -> int:
         """Queue every dead letter of these endpoints for delivery again."""
@@ -457,7 +382,7 @@ class Outbox:
                 update(event_dead_letters)
                 .where(event_dead_letters.c.endpoint.in_(list(names)),
                        event_dead_letters.c.replay_at.is_(None))
-                .values(replay_at=_now())
+                .values(replay_at=utc_now())
             )
             await self._retry_now(connection, names)
         return int(result.rowcount or 0)

@@ -24,6 +24,8 @@ class DatabaseUnavailable(ServiceUnavailable):
 
 @dataclass(frozen=True)
 class PostgresOptions:
+    """The `database` section's pool, timeout and TLS settings for PostgreSQL."""
+
     pool_size: int = 10
     max_overflow: int = 10
     pool_timeout: float = 10.0
@@ -97,6 +99,7 @@ def _is_unavailable(context: ExceptionContext) -> bool:
 
 
 def postgres_engine(url: str, options: PostgresOptions, echo: bool = False) -> AsyncEngine:
+    """An asyncpg engine with these options (one engine serves reads and writes)."""
     engine = create_async_engine(
         url,
         pool_size=options.pool_size,

@@ -1,4 +1,8 @@
-"""Tables, in SQLAlchemy Core. Alembic migrations create them; this module names them."""
+"""Every table, in SQLAlchemy Core. Alembic migrations create them; this module names them.
+
+All of them live here so that Alembic's autogenerate, which compares the migrations with this
+MetaData, sees the whole schema whichever stores happen to be imported.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,18 @@ from sqlalchemy import (
 )
 
 DIGEST = String(160)
+SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
+
+LIVE = "live"
+"""blobs.state of a blob whose bytes are stored; GC's protocol is in registry/gc.py."""
+DELETING = "deleting"
+"""blobs.state once GC has unlinked the blob and is about to remove its bytes."""
+BLOB_REFERENCE = "blob"
+"""manifest_references.kind of a layer or config the manifest names."""
+MANIFEST_REFERENCE = "manifest"
+"""manifest_references.kind of a child manifest an index lists."""
+SUBJECT_REFERENCE = "subject"
+"""manifest_references.kind of the manifest a referrer points at."""
 
 
 def ordered_string(length: int) -> String:
@@ -42,9 +58,9 @@ blobs = Table(
     Column("digest", DIGEST, primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("state", String(16), nullable=False, server_default="live"),
+    Column("state", String(16), nullable=False, server_default=LIVE),
 )
-"""`state` is "live", or "deleting" once GC has unlinked it (see registry/gc.py)."""
+"""`state` is LIVE, or DELETING once GC has unlinked it (see registry/gc.py)."""
 
 repository_blobs = Table(
     "repository_blobs",
@@ -121,3 +137,51 @@ settings = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 """Switches every worker and node reads at run time (readonly)."""
+
+event_counter = Table(
+    "event_counter",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", SEQUENCE, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", SEQUENCE, primary_key=True, autoincrement=False),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("action", String(16), nullable=False),
+    Column("media_type", String(255), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("payload", Text, nullable=False),
+    Index("ix_events_created_at", "created_at"),
+)
+"""`payload` is one event object as receivers get it (JSON text)."""
+
+event_endpoints = Table(
+    "event_endpoints",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("last_seq", SEQUENCE, nullable=False),
+    Column("delivered", SEQUENCE, nullable=False, server_default="0"),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    Column("last_success_at", DateTime(timezone=True), nullable=True),
+    Column("last_failure_at", DateTime(timezone=True), nullable=True),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("lease_holder", String(255), nullable=True),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+)
+
+event_dead_letters = Table(
+    "event_dead_letters",
+    metadata,
+    Column("endpoint", String(255), nullable=False),
+    Column("seq", SEQUENCE, nullable=False),
+    Column("failed_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("replay_at", DateTime(timezone=True), nullable=True),
+    PrimaryKeyConstraint("endpoint", "seq"),
+    Index("ix_event_dead_letters_seq", "seq"),
+)
+"""`replay_at` set: queued for another try (`dockyard events replay --dead`)."""

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.metadata.clock import utc_now
 from dockyard.metadata.engine import Engines
-from dockyard.metadata.lifecycle import LifecycleStore
-from dockyard.metadata.outbox import EventRow, append_events
+from dockyard.metadata.gc import SQLGCStore
+from dockyard.metadata.integrity import SQLIntegrityStore
+from dockyard.metadata.interfaces import MaintenanceStores, MetadataStore, PlaceBytes
+from dockyard.metadata.leases import SQLLeaseStore
+from dockyard.metadata.outbox import append_events
+from dockyard.metadata.purge import SQLUploadPurgeStore
 from dockyard.metadata.records import (
+    EventRow,
     ManifestRecord,
     ManifestWrite,
     MissingReferences,
@@ -21,6 +26,10 @@ from dockyard.metadata.records import (
     UploadRecord,
 )
 from dockyard.metadata.schema import (
+    BLOB_REFERENCE,
+    LIVE,
+    MANIFEST_REFERENCE,
+    SUBJECT_REFERENCE,
     blobs,
     manifest_references,
     manifests,
@@ -29,18 +38,9 @@ from dockyard.metadata.schema import (
     tags,
     uploads,
 )
+from dockyard.metadata.settings import SQLSettingStore
 from dockyard.metadata.upsert import Upsert
-
-BLOB_REFERENCE = "blob"
-MANIFEST_REFERENCE = "manifest"
-LIVE_BLOB = "live"
-"""blobs.state of a blob whose bytes are stored; GC's protocol is in registry/gc.py."""
-
-PlaceBytes = Callable[[], Awaitable[None]]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from dockyard.metadata.usage import SQLUsageStore
 
 
 def _repository_id(name: Any) -> Any:
@@ -75,7 +75,7 @@ _ADD_BLOB = Upsert(blobs, ["digest"])
 _LINK_BLOB = Upsert(repository_blobs, ["repository_id", "digest"], ["created_at"])
 _MOVE_TAG = Upsert(tags, ["repository_id", "name"], ["manifest_id", "updated_at"])
 _BLOB_STATE = select(blobs.c.state).where(blobs.c.digest == bindparam("digest")).with_for_update()
-_REVIVE_BLOB = update(blobs).where(blobs.c.digest == bindparam("b_digest")).values(state=LIVE_BLOB)
+_REVIVE_BLOB = update(blobs).where(blobs.c.digest == bindparam("b_digest")).values(state=LIVE)
 _SHARE_BLOBS = (
     select(blobs.c.digest).where(blobs.c.digest.in_(bindparam("digests", expanding=True)))
     .order_by(blobs.c.digest).with_for_update(read=True)
@@ -111,19 +111,22 @@ _REPOSITORY_PAGE = (
 _REPOSITORY_PAGE_AFTER = _REPOSITORY_PAGE.where(repositories.c.name > bindparam("last"))
 
 
-class MetadataStore:
+class SQLMetadataStore(MetadataStore):
+    """MetadataStore on SQLite or PostgreSQL through SQLAlchemy Core."""
+
     def __init__(self, engines: Engines) -> None:
         self._engines = engines
 
-    @property
-    def engines(self) -> Engines:
-        return self._engines
-
-    def lifecycle(self) -> LifecycleStore:
-        """The GC/maintenance queries on the same engines (a cache, if any, sees their writes)."""
-        return LifecycleStore(self._engines)
+    def maintenance(self) -> MaintenanceStores:
+        """The maintenance services' stores on the same engines."""
+        return MaintenanceStores(
+            leases=SQLLeaseStore(self._engines), settings=SQLSettingStore(self._engines),
+            gc=SQLGCStore(self._engines), usage=SQLUsageStore(self._engines),
+            integrity=SQLIntegrityStore(self._engines), purge=SQLUploadPurgeStore(self._engines),
+        )
 
     async def close(self) -> None:
+        """Dispose of the engines."""
         await self._engines.dispose()
 
     async def _rows(self, query: Any, params: dict[str, Any] | None = None
@@ -155,7 +158,7 @@ class MetadataStore:
         found = await connection.scalar(_REPOSITORY_BY_NAME, {"name": name})
         if found is None:
             await connection.execute(_ADD_REPOSITORY.on(connection),
-                                     {"name": name, "created_at": _now()})
+                                     {"name": name, "created_at": utc_now()})
             found = await connection.scalar(_REPOSITORY_BY_NAME, {"name": name})
         assert found is not None
         return int(found)
@@ -177,7 +180,7 @@ class MetadataStore:
     async def _link_blob(self, connection: AsyncConnection, repository: str, digest: str,
                          size: int) -> None:
         await connection.execute(_ADD_BLOB.on(connection),
-                                 {"digest": digest, "size": size, "created_at": _now()})
+                                 {"digest": digest, "size": size, "created_at": utc_now()})
         await self._link_claimed_blob(connection, repository, digest)
 
     async def _link_claimed_blob(self, connection: AsyncConnection, repository: str,
@@ -186,11 +189,7 @@ class MetadataStore:
         repository_id = await self._ensure_repository(connection, repository)
         await connection.execute(_LINK_BLOB.on(connection),
                                  {"repository_id": repository_id, "digest": digest,
-                                  "created_at": _now()})
-
-    async def link_blob(self, repository: str, digest: str, size: int) -> None:
-        async with self._engines.begin_write() as connection:
-            await self._link_blob(connection, repository, digest, size)
+                                  "created_at": utc_now()})
 
     async def mount_blob(self, repository: str, digest: str, source: str,
                          events: Sequence[EventRow] = ()) -> int | None:
@@ -198,7 +197,7 @@ class MetadataStore:
         async with self._engines.begin_write() as connection:
             size = await connection.scalar(
                 select(blobs.c.size)
-                .where(blobs.c.digest == digest, blobs.c.state == LIVE_BLOB)
+                .where(blobs.c.digest == digest, blobs.c.state == LIVE)
                 .with_for_update(read=True)
             )
             if size is None:
@@ -229,8 +228,7 @@ class MetadataStore:
     # -- uploads ------------------------------------------------------------------------------
 
     async def create_upload(self, upload_id: str, repository: str) -> None:
-        """Record a session; recording it again (two first chunks racing) changes nothing."""
-        now = _now()
+        now = utc_now()
         async with self._engines.begin_write() as connection:
             await connection.execute(_ADD_UPLOAD.on(connection), {
                 "id": upload_id, "repository": repository, "created_at": now, "updated_at": now,
@@ -246,7 +244,7 @@ class MetadataStore:
     async def touch_upload(self, upload_id: str) -> None:
         async with self._engines.begin_write() as connection:
             await connection.execute(
-                update(uploads).where(uploads.c.id == upload_id).values(updated_at=_now())
+                update(uploads).where(uploads.c.id == upload_id).values(updated_at=utc_now())
             )
 
     async def delete_upload(self, upload_id: str) -> bool:
@@ -257,13 +255,6 @@ class MetadataStore:
     async def complete_upload(self, upload_id: str, repository: str, digest: str,
                               size: int, place_bytes: PlaceBytes | None = None,
                               events: Sequence[EventRow] = (), has_row: bool = True) -> None:
-        """End the session and link the blob it produced, together.
-
-        The blob row is locked and live before `place_bytes` runs, so GC cannot delete the
-        bytes that call makes sure are stored (registry/gc.py). UploadGone if the session's
-        row was cancelled or purged meanwhile; `has_row=False` for a session that never had
-        one (completed by its first request).
-        """
         async with self._engines.begin_write() as connection:
             if has_row:
                 result = await connection.execute(_DELETE_UPLOAD, {"upload_id": upload_id})
@@ -279,12 +270,12 @@ class MetadataStore:
         """Insert the blob row or take back one GC marked, holding its lock to commit."""
         while True:
             await connection.execute(_ADD_BLOB.on(connection), {
-                "digest": digest, "size": size, "created_at": _now(), "state": LIVE_BLOB,
+                "digest": digest, "size": size, "created_at": utc_now(), "state": LIVE,
             })
             state = await connection.scalar(_BLOB_STATE, {"digest": digest})
             if state is None:
                 continue  # PostgreSQL: a GC transaction we waited for deleted the row
-            if state != LIVE_BLOB:
+            if state != LIVE:
                 await connection.execute(_REVIVE_BLOB, {"b_digest": digest})
             return
 
@@ -316,7 +307,6 @@ class MetadataStore:
 
     async def put_manifest(self, repository: str, write: ManifestWrite,
                            events: Sequence[EventRow] = ()) -> None:
-        """Store a manifest, its references and its tags, or nothing (MissingReferences)."""
 
         async def transaction(connection: AsyncConnection) -> None:
             repository_id = await self._ensure_repository(connection, repository)
@@ -361,7 +351,7 @@ class MetadataStore:
             "content": write.content,
             "subject_digest": write.subject_digest,
             "annotations": write.annotations,
-            "created_at": _now(),
+            "created_at": utc_now(),
         }
         while (inserted := (await connection.execute(_ADD_MANIFEST.on(connection), row)
                             ).scalar()) is None:
@@ -381,14 +371,12 @@ class MetadataStore:
         for name in dict.fromkeys(names):
             await connection.execute(_MOVE_TAG.on(connection), {
                 "repository_id": repository_id, "name": name, "manifest_id": manifest_id,
-                "updated_at": _now(),
+                "updated_at": utc_now(),
             })
 
     async def delete_manifest(self, repository: str, digest: str,
                               remove_referrers: bool = False,
                               events: Sequence[EventRow] = ()) -> bool:
-        """Remove a manifest with its tags and references; with `remove_referrers`, also the
-        manifests whose subject it is, and theirs, recursively. Children of an index stay."""
         async with self._engines.begin_write() as connection:
             row = (await connection.execute(
                 select(manifests.c.id, manifests.c.repository_id).where(
@@ -440,7 +428,6 @@ class MetadataStore:
         return bool(result.rowcount)
 
     async def list_tags(self, repository: str, last: str | None, limit: int) -> list[str] | None:
-        """Tag names after `last`, sorted; None when the repository does not exist."""
         found = await self._hot_rows(_REPOSITORY_BY_NAME, {"name": repository})
         if not found:
             return None
@@ -478,10 +465,10 @@ def _reference_rows(manifest_id: int, write: ManifestWrite) -> list[dict[str, An
     rows = {(digest, BLOB_REFERENCE) for digest in write.blob_digests}
     rows |= {(digest, MANIFEST_REFERENCE) for digest in write.child_digests}
     if write.subject_digest is not None:
-        rows.add((write.subject_digest, "subject"))
+        rows.add((write.subject_digest, SUBJECT_REFERENCE))
     return [
         {"manifest_id": manifest_id, "digest": digest, "kind": kind} for digest, kind in rows
     ]
 
 
-__all__ = ["MetadataStore"]
+__all__ = ["SQLMetadataStore"]

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.metadata.store import MetadataStore
+from dockyard.metadata.interfaces import MetadataStore
 from dockyard.oci import reference
 from dockyard.oci.digest import Digest
 from dockyard.registry.errors import BlobUnknown, Unsupported

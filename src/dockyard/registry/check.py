@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dockyard.metadata.lifecycle import LifecycleStore
+from dockyard.metadata.interfaces import IntegrityStore
 from dockyard.oci.digest import Digest, InvalidDigest, new_hasher
 from dockyard.storage.base import BlobStore, StoredBlob
 
@@ -56,16 +56,16 @@ Progress = Callable[[CheckReport], None]
 
 
 class IntegrityChecker:
-    def __init__(self, store: BlobStore, lifecycle: LifecycleStore) -> None:
+    def __init__(self, store: BlobStore, metadata: IntegrityStore) -> None:
         self._store = store
-        self._lifecycle = lifecycle
+        self._metadata = metadata
 
     async def run(self, repair: bool = False, progress: Progress | None = None) -> CheckReport:
         report = CheckReport()
-        report.blobs_total, _ = await self._lifecycle.count_blobs()
+        report.blobs_total, _ = await self._metadata.count_blobs()
         after: str | None = None
         while True:
-            rows = await self._lifecycle.live_blobs(after, BATCH)
+            rows = await self._metadata.live_blobs(after, BATCH)
             if not rows:
                 break
             after = rows[-1].digest
@@ -83,7 +83,7 @@ class IntegrityChecker:
             if progress is not None:
                 progress(report)
         await self._find_orphans(repair, report)
-        for dangling in await self._lifecycle.dangling_references(DANGLING_LIMIT):
+        for dangling in await self._metadata.dangling_references(DANGLING_LIMIT):
             kind = "dangling-blob" if dangling.kind == "blob" else "dangling-manifest"
             report.problems.append(Problem(
                 kind, dangling.digest,
@@ -96,7 +96,7 @@ class IntegrityChecker:
     async def _confirm(self, digest: str, size: int, report: CheckReport) -> Problem | None:
         """GC may have collected the blob since this batch was listed: a blob is only broken
         if its row is still live once the problem was seen, and the problem is still there."""
-        if not await self._lifecycle.is_live(digest):
+        if not await self._metadata.is_live(digest):
             return None
         return await self._verify(digest, size, report)
 
@@ -114,7 +114,7 @@ class IntegrityChecker:
         await self._orphans(batch, repair, report)
 
     async def _orphans(self, batch: list[StoredBlob], repair: bool, report: CheckReport) -> None:
-        known = await self._lifecycle.known_blobs([str(stored.digest) for stored in batch])
+        known = await self._metadata.known_blobs([str(stored.digest) for stored in batch])
         old = time.time() - ORPHAN_AGE
         for stored in batch:
             if str(stored.digest) in known or stored.modified > old:
@@ -148,7 +148,7 @@ class IntegrityChecker:
         return None
 
     async def _unlink(self, digest_text: str) -> bool:
-        if not await self._lifecycle.drop_blob(digest_text):
+        if not await self._metadata.drop_blob(digest_text):
             return False
 
         async def remove(texts: list[str]) -> int:
@@ -156,5 +156,5 @@ class IntegrityChecker:
                 return await self._store.delete_many([Digest.parse(text) for text in texts])
             return 0
 
-        await self._lifecycle.finish_deletions([digest_text], remove)
+        await self._metadata.finish_deletions([digest_text], remove)
         return True

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from dockyard.metadata.outbox import EventRow, Outbox
+from dockyard.metadata.interfaces import EventLog
+from dockyard.metadata.records import EventRow
 
 log = logging.getLogger("dockyard.events")
 
@@ -74,18 +75,14 @@ def _timestamp(moment: datetime) -> str:
 class EventRecorder:
     """Builds event rows; `enabled` False makes every method a no-op."""
 
-    def __init__(self, outbox: Outbox | None, settings: EventSettings | None = None) -> None:
-        self._outbox = outbox
+    def __init__(self, log: EventLog | None, settings: EventSettings | None = None) -> None:
+        self._log = log
         self._settings = settings or EventSettings()
-        self.enabled = outbox is not None
+        self.enabled = log is not None
         self._pulls: list[EventRow] = []
         self._dropped = 0
         self._listeners: list[Callable[[], None]] = []
         self._flusher: asyncio.Task[None] | None = None
-
-    @property
-    def outbox(self) -> Outbox | None:
-        return self._outbox
 
     # -- building -----------------------------------------------------------------------------
 
@@ -204,11 +201,11 @@ class EventRecorder:
         if self._dropped:
             log.warning("dropped %d pull events: buffer full", self._dropped)
             self._dropped = 0
-        if not self._pulls or self._outbox is None:
+        if not self._pulls or self._log is None:
             return
         rows, self._pulls = self._pulls, []
         try:
-            await self._outbox.append(rows)
+            await self._log.append(rows)
         except Exception:
             log.exception("could not record %d pull events", len(rows))
             return
@@ -219,7 +216,7 @@ class EventRecorder:
             await asyncio.sleep(PULL_FLUSH_INTERVAL)
             await self.flush()
 
-    # -- lifecycle and wake-ups ------------------------------------------------------------------
+    # -- start, stop and wake-ups ------------------------------------------------------------------
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call `listener` after events commit here, so delivery need not wait for its poll."""

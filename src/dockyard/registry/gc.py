@@ -8,7 +8,7 @@ What is garbage
     policy, referrers whose subject is gone); reachability follows an index's children and a
     manifest's referrers. A reachable referrer does not keep its subject.
 
-The protocol (each step one metadata transaction; see dockyard.metadata.lifecycle)
+The protocol (each step one metadata transaction; see dockyard.metadata.gc)
     1. Mark: lock the candidate blob rows (FOR UPDATE), re-check references and young links
        with fresh statements, then delete the blob's links and set blobs.state = 'deleting'.
     2. Sweep: lock rows still 'deleting', delete their bytes, delete the rows, commit.
@@ -37,7 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from dockyard.metadata.lifecycle import LifecycleStore, RepositoryGraph
+from dockyard.metadata.interfaces import GCStore
+from dockyard.metadata.records import RepositoryGraph
 from dockyard.oci.digest import Digest
 from dockyard.storage.base import BlobStore
 
@@ -144,9 +145,9 @@ def _parents_first(doomed: set[int], graph: RepositoryGraph) -> list[int]:
 
 
 class GarbageCollector:
-    def __init__(self, store: BlobStore, lifecycle: LifecycleStore) -> None:
+    def __init__(self, store: BlobStore, metadata: GCStore) -> None:
         self._store = store
-        self._lifecycle = lifecycle
+        self._metadata = metadata
 
     async def run(self, options: GCOptions, progress: Progress | None = None) -> GCReport:
         report = GCReport(dry_run=options.dry_run)
@@ -169,7 +170,7 @@ class GarbageCollector:
         tick("blobs")
         await self._collect_blobs(options, cutoff, report, tick)
         if options.dry_run and doomed_manifests:
-            freed = await self._lifecycle.blobs_freed_by(doomed_manifests, cutoff)
+            freed = await self._metadata.blobs_freed_by(doomed_manifests, cutoff)
             report.blobs_removed += len(freed)
             report.bytes_reclaimed += sum(row.size for row in freed)
         tick("done")
@@ -182,10 +183,10 @@ class GarbageCollector:
 
     async def _sweep_pending(self, report: GCReport, tick: Callable[[], None]) -> None:
         while True:
-            pending = await self._lifecycle.pending_deletions(BLOB_BATCH)
+            pending = await self._metadata.pending_deletions(BLOB_BATCH)
             if not pending:
                 return
-            done, freed = await self._lifecycle.finish_deletions(pending, self.remove_bytes)
+            done, freed = await self._metadata.finish_deletions(pending, self.remove_bytes)
             report.resumed += len(done)
             report.blobs_removed += len(done)
             report.bytes_reclaimed += freed
@@ -196,8 +197,8 @@ class GarbageCollector:
     async def _collect_manifests(self, options: GCOptions, cutoff: datetime, report: GCReport,
                                  tick: Callable[[], None]) -> list[int]:
         doomed_all: list[int] = []
-        for repository_id, name in await self._lifecycle.repositories():
-            graph = await self._lifecycle.manifest_graph(repository_id, name, cutoff)
+        for repository_id, name in await self._metadata.repositories():
+            graph = await self._metadata.manifest_graph(repository_id, name, cutoff)
             report.manifests_scanned += len(graph.nodes)
             doomed = unreachable(graph, options.remove_orphan_referrers)
             if options.dry_run:
@@ -208,7 +209,7 @@ class GarbageCollector:
                 tick()
                 continue
             for start in range(0, len(doomed), MANIFEST_BATCH):
-                deleted = await self._lifecycle.delete_unreachable_manifests(
+                deleted = await self._metadata.delete_unreachable_manifests(
                     repository_id, doomed[start:start + MANIFEST_BATCH], cutoff
                 )
                 report.manifests_removed += len(deleted)
@@ -222,7 +223,7 @@ class GarbageCollector:
                              tick: Callable[[], None]) -> None:
         after: str | None = None
         while True:
-            candidates = await self._lifecycle.garbage_blobs(cutoff, after, BLOB_BATCH)
+            candidates = await self._metadata.garbage_blobs(cutoff, after, BLOB_BATCH)
             if not candidates:
                 return
             after = candidates[-1].digest
@@ -232,10 +233,10 @@ class GarbageCollector:
                 report.bytes_reclaimed += sum(row.size for row in candidates)
                 tick()
                 continue
-            marked = await self._lifecycle.mark_blobs_deleting(
+            marked = await self._metadata.mark_blobs_deleting(
                 [row.digest for row in candidates], cutoff
             )
-            done, freed = await self._lifecycle.finish_deletions(
+            done, freed = await self._metadata.finish_deletions(
                 [row.digest for row in marked], self.remove_bytes
             )
             report.blobs_removed += len(done)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.metadata.store import MetadataStore
+from dockyard.metadata.interfaces import MetadataStore
 from dockyard.oci import mediatypes
 from dockyard.oci.digest import Digest
 from dockyard.registry.errors import NameUnknown

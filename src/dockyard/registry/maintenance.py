@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
-from dockyard.metadata.lifecycle import LifecycleStore
+from dockyard.metadata.interfaces import LeaseStore
 
 log = logging.getLogger("dockyard.maintenance")
 
@@ -68,17 +68,17 @@ def holder_is_dead(holder: str) -> bool:
     return False
 
 
-async def run_exclusive(lifecycle: LifecycleStore, name: str, job: Callable[[], Awaitable[T]],
+async def run_exclusive(leases: LeaseStore, name: str, job: Callable[[], Awaitable[T]],
                         ttl: float = LEASE_TTL) -> T:
     """Run `job` holding the named lease, renewed every ttl/3; LeaseBusy if it is held."""
     holder = holder_id()
-    if not await lifecycle.try_lease(name, holder, ttl, stale=holder_is_dead):
+    if not await leases.try_lease(name, holder, ttl, stale=holder_is_dead):
         raise LeaseBusy(name)
 
     async def renew() -> None:
         while True:
             await asyncio.sleep(ttl / 3)
-            if not await lifecycle.renew_lease(name, holder, ttl):
+            if not await leases.renew_lease(name, holder, ttl):
                 log.warning("%s: lease lost to another holder", name)
 
     renewer = asyncio.create_task(renew())
@@ -91,7 +91,7 @@ async def run_exclusive(lifecycle: LifecycleStore, name: str, job: Callable[[], 
         renewer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await renewer
-        await asyncio.shield(lifecycle.release_lease(name, holder, finished))
+        await asyncio.shield(leases.release_lease(name, holder, finished))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +104,8 @@ class Job:
 
 
 class MaintenanceScheduler:
-    def __init__(self, lifecycle: LifecycleStore, jobs: list[Job]) -> None:
-        self._lifecycle = lifecycle
+    def __init__(self, leases: LeaseStore, jobs: list[Job]) -> None:
+        self._leases = leases
         self._jobs = jobs
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -134,9 +134,9 @@ class MaintenanceScheduler:
     async def _maybe_run(self, job: Job) -> None:
         if job.allowed is not None and not await job.allowed():
             return
-        if not await self._lifecycle.due(job.name, job.interval):
+        if not await self._leases.due(job.name, job.interval):
             return
         try:
-            await run_exclusive(self._lifecycle, job.name, job.run)
+            await run_exclusive(self._leases, job.name, job.run)
         except LeaseBusy:
             log.debug("%s: running elsewhere", job.name)

@@ -6,8 +6,8 @@ import json
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 
+from dockyard.metadata.interfaces import MetadataStore
 from dockyard.metadata.records import ManifestRecord, ManifestWrite, MissingReferences
-from dockyard.metadata.store import MetadataStore
 from dockyard.oci import manifest as oci_manifest
 from dockyard.oci.digest import Digest
 from dockyard.registry.errors import (

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from dockyard.metadata.lifecycle import LifecycleStore
+from dockyard.metadata.interfaces import UploadPurgeStore
 from dockyard.storage.base import BlobStore, UploadBusy, UploadMissing
 
 log = logging.getLogger("dockyard.purge")
@@ -41,16 +41,16 @@ class PurgeReport:
 
 
 class UploadPurger:
-    def __init__(self, store: BlobStore, lifecycle: LifecycleStore) -> None:
+    def __init__(self, store: BlobStore, metadata: UploadPurgeStore) -> None:
         self._store = store
-        self._lifecycle = lifecycle
+        self._metadata = metadata
 
     async def run(self, options: PurgeOptions) -> PurgeReport:
         report = PurgeReport(dry_run=options.dry_run)
         cutoff = datetime.now(UTC) - timedelta(seconds=options.age)
         after: str | None = None
         while True:
-            stale = await self._lifecycle.stale_uploads(cutoff, after, BATCH)
+            stale = await self._metadata.stale_uploads(cutoff, after, BATCH)
             if not stale:
                 break
             after = stale[-1]
@@ -60,7 +60,7 @@ class UploadPurger:
                     report.bytes += await self._staged_size(upload_id)
                     continue
                 async with self._unless_written(upload_id) as idle:
-                    if idle and await self._lifecycle.delete_stale_upload(upload_id, cutoff):
+                    if idle and await self._metadata.delete_stale_upload(upload_id, cutoff):
                         report.bytes += await self._staged_size(upload_id)
                         await self._store.delete_upload(upload_id)
                         report.sessions += 1
@@ -81,7 +81,7 @@ class UploadPurger:
             return
         for start in range(0, len(old), BATCH):
             batch = old[start:start + BATCH]
-            known = await self._lifecycle.known_uploads(batch)
+            known = await self._metadata.known_uploads(batch)
             for upload_id in batch:
                 if upload_id in known:
                     continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from dockyard.metadata.lifecycle import LifecycleStore
+from dockyard.metadata.interfaces import SettingStore
 from dockyard.registry.errors import Unsupported
 
 READ_ONLY_SETTING = "readonly"
@@ -21,9 +21,9 @@ CONFIGURED_MESSAGE = ("the registry is in read-only mode (storage.maintenance.re
 
 
 class ReadOnlySwitch:
-    def __init__(self, lifecycle: LifecycleStore, configured: bool = False,
+    def __init__(self, settings: SettingStore, configured: bool = False,
                  recheck: float = RECHECK_SECONDS) -> None:
-        self._lifecycle = lifecycle
+        self._settings = settings
         self.configured = configured
         self._recheck = recheck
         self._cached = False
@@ -33,7 +33,7 @@ class ReadOnlySwitch:
         """The database flag, cached for up to `recheck` seconds."""
         now = time.monotonic()
         if now - self._checked_at >= self._recheck:
-            self._cached = await self._lifecycle.get_setting(READ_ONLY_SETTING) == "on"
+            self._cached = await self._settings.get_setting(READ_ONLY_SETTING) == "on"
             self._checked_at = now
         return self._cached
 
@@ -47,5 +47,5 @@ class ReadOnlySwitch:
             raise Unsupported(MESSAGE)
 
     async def switch(self, on: bool) -> None:
-        await self._lifecycle.set_setting(READ_ONLY_SETTING, "on" if on else "off")
+        await self._settings.set_setting(READ_ONLY_SETTING, "on" if on else "off")
         self._checked_at = float("-inf")

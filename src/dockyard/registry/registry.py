@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dockyard.metadata.store import MetadataStore
+from dockyard.metadata.interfaces import MetadataStore
 from dockyard.registry.blobs import Blobs
 from dockyard.registry.check import IntegrityChecker
 from dockyard.registry.events import EventRecorder
@@ -37,11 +37,11 @@ class Registry:
         self.manifests = Manifests(metadata, policy.manifest_max_bytes, policy.delete_enabled,
                                    remove_referrers=policy.remove_referrers, events=self.events)
         self.listings = Listings(metadata)
-        self.lifecycle = metadata.lifecycle()
-        self.readonly = ReadOnlySwitch(self.lifecycle, policy.read_only)
-        self.collector = GarbageCollector(store, self.lifecycle)
-        self.purger = UploadPurger(store, self.lifecycle)
-        self.checker = IntegrityChecker(store, self.lifecycle)
+        self.maintenance = metadata.maintenance()
+        self.readonly = ReadOnlySwitch(self.maintenance.settings, policy.read_only)
+        self.collector = GarbageCollector(store, self.maintenance.gc)
+        self.purger = UploadPurger(store, self.maintenance.purge)
+        self.checker = IntegrityChecker(store, self.maintenance.integrity)
 
     async def close(self) -> None:
         await self._metadata.close()

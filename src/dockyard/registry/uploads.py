@@ -17,8 +17,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from dockyard.metadata.interfaces import MetadataStore
 from dockyard.metadata.records import UploadGone, UploadRecord
-from dockyard.metadata.store import MetadataStore
 from dockyard.oci.digest import CANONICAL_ALGORITHM, Digest, Hasher, new_hasher
 from dockyard.registry import upload_ids
 from dockyard.registry.errors import (

@@ -40,7 +40,7 @@ def _seed(root: Path, images: list[Manifest]) -> None:
                 (directory / hex_digest).write_bytes(data)
                 rows.append({"digest": f"sha256:{hex_digest}", "size": len(data),
                              "created_at": OLD, "state": "live"})
-            engines = kit.registry.lifecycle._engines
+            engines = kit.engines
             async with engines.begin_write() as connection:
                 await connection.execute(insert(blobs), rows)
                 await connection.execute(update(blobs).values(created_at=OLD))

@@ -156,8 +156,8 @@ def _garbage(server: RunningRegistry, grace: float) -> tuple[int, int]:
         registry = build_registry(load_config(server.config_path))
         try:
             cutoff = datetime.now(UTC) - timedelta(seconds=grace)
-            garbage = await registry.lifecycle.garbage_blobs(cutoff, None, 1000)
-            pending = await registry.lifecycle.pending_deletions(1000)
+            garbage = await registry.maintenance.gc.garbage_blobs(cutoff, None, 1000)
+            pending = await registry.maintenance.gc.pending_deletions(1000)
             return len(garbage), len(pending)
         finally:
             await registry.close()

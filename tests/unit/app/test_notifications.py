@@ -46,7 +46,7 @@ def test_distribution_endpoint_keys_load(tmp_path: Path) -> None:
 def test_disabled_endpoints_and_no_endpoints_record_nothing(tmp_path: Path) -> None:
     config = load(tmp_path, {"endpoints": [{"name": "a", "url": "http://x", "disabled": True}]})
     assert endpoints(config) == []
-    assert not build_recorder(config, None).enabled  # type: ignore[arg-type]
+    assert not build_recorder(config, None).enabled
 
 
 def test_errors_name_the_key(tmp_path: Path) -> None:

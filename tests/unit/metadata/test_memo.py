@@ -9,8 +9,8 @@ from pathlib import Path
 from dockyard.metadata import migrate
 from dockyard.metadata.engine import create_engines
 from dockyard.metadata.memo import ReadMemo
-from dockyard.metadata.store import MetadataStore
-from tests.unit.metadata.test_store import CONFIG, manifest
+from dockyard.metadata.store import SQLMetadataStore
+from tests.contract.metadata.kit import CONFIG, link, manifest
 
 FIRST = "sha256:" + "a" * 64
 SECOND = "sha256:" + "b" * 64
@@ -23,9 +23,9 @@ def test_a_write_through_another_store_is_seen_at_once(tmp_path: Path) -> None:
         url = f"sqlite+aiosqlite:///{tmp_path / 'meta.db'}"
         reader_engines, writer_engines = create_engines(url), create_engines(url)
         await migrate.upgrade(writer_engines.write)
-        reader, writer = MetadataStore(reader_engines), MetadataStore(writer_engines)
+        reader, writer = SQLMetadataStore(reader_engines), SQLMetadataStore(writer_engines)
         try:
-            await writer.link_blob("repo", CONFIG, 10)
+            await link(writer, "repo", CONFIG, 10)
             await writer.put_manifest("repo", manifest(FIRST, tags=("latest",)))
             for _ in range(2):  # the second answer comes from the memo
                 found = await reader.resolve_tag("repo", "latest")
@@ -34,7 +34,7 @@ def test_a_write_through_another_store_is_seen_at_once(tmp_path: Path) -> None:
                 assert await reader.list_repositories(None, 10) == ["repo"]
 
             await writer.put_manifest("repo", manifest(SECOND, tags=("latest", "v2")))
-            await writer.link_blob("other", CONFIG, 10)
+            await link(writer, "other", CONFIG, 10)
 
             moved = await reader.resolve_tag("repo", "latest")
             assert moved is not None and moved.digest == SECOND
@@ -55,9 +55,9 @@ def test_a_commit_by_a_foreign_connection_empties_the_memo(tmp_path: Path) -> No
         database = tmp_path / "meta.db"
         engines = create_engines(f"sqlite+aiosqlite:///{database}")
         await migrate.upgrade(engines.write)
-        store = MetadataStore(engines)
+        store = SQLMetadataStore(engines)
         try:
-            await store.link_blob("repo", CONFIG, 10)
+            await link(store, "repo", CONFIG, 10)
             await store.put_manifest("repo", manifest(FIRST, tags=("gone", "kept")))
             assert await store.list_tags("repo", None, 10) == ["gone", "kept"]
             assert await store.resolve_tag("repo", "gone") is not None

@@ -1,8 +1,9 @@
-"""The pieces in one process: the port proxies, the cache counter, reload hooks."""
+"""The pieces in one process: the instrumented ports, the cache counter, reload hooks."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,68 +15,103 @@ from dockyard.app import reload
 from dockyard.app.observability import observed_gc, observed_purge
 from dockyard.cache.base import Cache, Lookup
 from dockyard.config import Config, load_config
+from dockyard.metadata import migrate
+from dockyard.metadata.engine import create_engines
+from dockyard.metadata.interfaces import MetadataStore
+from dockyard.metadata.records import ManifestWrite
+from dockyard.metadata.store import SQLMetadataStore
 from dockyard.observability.instrument import (
     CountingCache,
-    instrument_blob_store,
-    instrument_metadata,
+    InstrumentedBlobStore,
+    InstrumentedMetadataStore,
 )
+from dockyard.oci.digest import Digest
 from dockyard.registry.gc import GCReport
 from dockyard.registry.purge import PurgeReport
+from dockyard.storage.base import UploadMissing
+from dockyard.storage.filesystem.driver import FilesystemBlobStore
 
 
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-class FakeStore:
-    def __init__(self) -> None:
-        self.closed = False
-
-    async def stat(self, digest: str) -> int | None:
-        return 3 if digest == "here" else None
-
-    async def read(self, digest: str) -> AsyncIterator[bytes]:
-        yield b"a"
-        yield b"b"
-
-    async def delete(self, digest: str) -> None:
-        raise OSError("disk on fire")
-
-    def local_path(self, digest: str) -> str:
-        return f"/blobs/{digest}"
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
-def test_store_calls_are_timed_and_counted() -> None:
-    store = instrument_blob_store(FakeStore(), "unit")
+def test_store_calls_are_timed_and_counted(tmp_path: Path) -> None:
+    store = InstrumentedBlobStore(FilesystemBlobStore(tmp_path), "unit")
     count = "dockyard_storage_operation_duration_seconds_count"
-    before = {op: sample(count, driver="unit", operation=op) for op in ("stat", "read")}
+    operations = ("stat", "read", "create_upload", "append_upload", "commit_upload",
+                  "local_path")
+    before = {op: sample(count, driver="unit", operation=op) for op in operations}
+    errors = sample("dockyard_storage_operation_errors_total", driver="unit",
+                    operation="upload_size")
+    data = b"ab"
+    digest = Digest.parse("sha256:" + hashlib.sha256(data).hexdigest())
 
     async def use() -> list[bytes]:
-        assert await store.stat("here") == 3
-        assert await store.stat("gone") is None
-        with pytest.raises(OSError):
-            await store.delete("x")
-        return [chunk async for chunk in store.read("x")]
+        assert await store.stat(digest) is None
+        await store.create_upload("u")
+        assert await store.append_upload("u", 0, _chunks(data)) == 2
+        await store.commit_upload("u", digest)
+        assert await store.stat(digest) == 2
+        with pytest.raises(UploadMissing):
+            await store.upload_size("u")
+        return [chunk async for chunk in store.read(digest)]
 
-    assert asyncio.run(use()) == [b"a", b"b"]
-    assert sample(count, driver="unit", operation="stat") == before["stat"] + 2
-    assert sample(count, driver="unit", operation="read") == before["read"] + 1
-    assert sample("dockyard_storage_operation_errors_total",
-                  driver="unit", operation="delete") >= 1
-    assert store.local_path("d") == "/blobs/d"  # no I/O: passed through untouched
-    assert sample(count, driver="unit", operation="local_path") == 0
+    assert b"".join(asyncio.run(use())) == data
+    after = {op: sample(count, driver="unit", operation=op) for op in operations}
+    assert {op: after[op] - before[op] for op in operations} == {
+        "stat": 2, "read": 1, "create_upload": 1, "append_upload": 1, "commit_upload": 1,
+        "local_path": 0}
+    assert sample("dockyard_storage_operation_errors_total", driver="unit",
+                  operation="upload_size") == errors + 1
+    assert store.local_path(digest) == FilesystemBlobStore(tmp_path).local_path(digest)
+    assert sample(count, driver="unit", operation="local_path") == 0, "no I/O: not timed"
 
 
-def test_metadata_calls_are_timed_by_method() -> None:
-    class Metadata:
-        async def resolve_tag(self, repository: str, tag: str) -> str:
-            return f"{repository}:{tag}"
-
-    metadata = instrument_metadata(Metadata())
+def test_every_metadata_call_is_timed_by_its_method(tmp_path: Path) -> None:
     count = "dockyard_database_operation_duration_seconds_count"
-    before = sample(count, operation="resolve_tag")
-    assert asyncio.run(metadata.resolve_tag("a", "b")) == "a:b"
-    assert sample(count, operation="resolve_tag") == before + 1
+    layer = "sha256:" + "1" * 64
+    write = ManifestWrite("sha256:" + "a" * 64, "application/json", b"{}", None, None, None,
+                          blob_digests=(layer,), tags=("v1",))
+
+    async def use(metadata: MetadataStore) -> None:
+        await metadata.create_upload("u", "r")
+        await metadata.get_upload("u")
+        await metadata.touch_upload("u")
+        await metadata.complete_upload("u", "r", layer, 1)
+        assert not await metadata.delete_upload("gone")
+        await metadata.linked_blob_size("r", layer)
+        await metadata.mount_blob("s", layer, "r")
+        await metadata.unlink_blob("s", layer)
+        await metadata.put_manifest("r", write)
+        await metadata.get_manifest("r", write.digest)
+        await metadata.resolve_tag("r", "v1")
+        await metadata.list_tags("r", None, 10)
+        await metadata.list_referrers("r", write.digest, None, None, 10)
+        await metadata.repository_exists("r")
+        await metadata.list_repositories(None, 10)
+        await metadata.delete_tag("r", "v1")
+        await metadata.delete_manifest("r", write.digest)
+
+    async def main() -> None:
+        engines = create_engines(f"sqlite+aiosqlite:///{tmp_path / 'meta.db'}")
+        await migrate.upgrade(engines.write)
+        metadata = InstrumentedMetadataStore(SQLMetadataStore(engines))
+        try:
+            await use(metadata)
+        finally:
+            await metadata.close()
+
+    operations = [name for name in vars(MetadataStore)
+                  if not name.startswith("_") and name not in ("maintenance", "close")]
+    before = {op: sample(count, operation=op) for op in operations}
+    asyncio.run(main())
+    assert {op: sample(count, operation=op) - before[op] for op in operations} == dict.fromkeys(
+        operations, 1.0)
 
 
 class DictCache(Cache):

@@ -1,4 +1,4 @@
-"""A registry in-process on a real database and filesystem, for lifecycle tests."""
+"""A registry in-process on a real database and filesystem."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import pytest
 
 from dockyard.metadata import migrate
-from dockyard.metadata.engine import create_engines
-from dockyard.metadata.store import MetadataStore
+from dockyard.metadata.engine import Engines, create_engines
+from dockyard.metadata.store import SQLMetadataStore
 from dockyard.oci.digest import Digest
 from dockyard.registry.gc import GCOptions, GCReport
 from dockyard.registry.registry import Policy, Registry
@@ -28,6 +28,8 @@ T = TypeVar("T")
 class Kit:
     registry: Registry
     root: Path
+    engines: Engines
+    """The registry's database, for tests that set rows up or lock them directly."""
 
     async def push_blob(self, repository: str, data: bytes) -> str:
         digest = Digest.parse(digest_of(data))
@@ -80,7 +82,7 @@ async def open_kit(root: Path, url: str | None = None, **policy: Any) -> Kit:
     engines = create_engines(url)
     await migrate.upgrade(engines.write)
     store = FilesystemBlobStore(root)
-    return Kit(Registry(store, MetadataStore(engines), Policy(**policy)), root)
+    return Kit(Registry(store, SQLMetadataStore(engines), Policy(**policy)), root, engines)
 
 
 def run(scenario: Callable[[], Awaitable[T]]) -> T:
@@ -89,7 +91,7 @@ def run(scenario: Callable[[], Awaitable[T]]) -> T:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Each lifecycle unit test runs on SQLite and, when it is reachable, on PostgreSQL."""
+    """Each such test runs on SQLite and on PostgreSQL (required in CI)."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'dockyard.db'}"
         return

@@ -197,7 +197,7 @@ def test_manifest_put_after_mark_gets_manifest_blob_unknown(tmp_path: Path,
             image = image_manifest([random_bytes(100)])
             for blob in image.blobs:
                 await kit.push_blob("r", blob)
-            marked = await kit.registry.lifecycle.mark_blobs_deleting(
+            marked = await kit.registry.maintenance.gc.mark_blobs_deleting(
                 [digest_of(b) for b in image.blobs], FUTURE)
             assert len(marked) == 2
             with pytest.raises(RegistryErrors) as raised:
@@ -216,19 +216,19 @@ def test_upload_takes_back_a_marked_blob_and_rewrites_swept_bytes(tmp_path: Path
                                                                  database_url: str) -> None:
     async def scenario() -> None:
         kit = await open_kit(tmp_path, database_url)
-        lifecycle = kit.registry.lifecycle
+        gc = kit.registry.maintenance.gc
         try:
             data = random_bytes(500)
             digest = await kit.push_blob("r", data)
             # marked, bytes still there: the upload makes the row live; the sweep skips it
-            assert await lifecycle.mark_blobs_deleting([digest], FUTURE)
+            assert await gc.mark_blobs_deleting([digest], FUTURE)
             await kit.push_blob("r", data)
-            assert await lifecycle.finish_deletions([digest], _never_remove) == ([], 0)
+            assert await gc.finish_deletions([digest], _never_remove) == ([], 0)
             assert kit.blob_files()[digest] == len(data)
 
             # marked and swept: the next upload writes the bytes again
-            assert await lifecycle.mark_blobs_deleting([digest], FUTURE)
-            swept, freed = await lifecycle.finish_deletions(
+            assert await gc.mark_blobs_deleting([digest], FUTURE)
+            swept, freed = await gc.finish_deletions(
                 [digest], kit.registry.collector.remove_bytes)
             assert [row.digest for row in swept] == [digest] and freed == len(data)
             assert digest not in kit.blob_files()
@@ -251,21 +251,21 @@ async def _never_remove(digests: list[str]) -> int:
 def test_interrupted_sweep_is_finished_by_the_next_run(tmp_path: Path) -> None:
     async def scenario() -> None:
         kit = await open_kit(tmp_path)
-        lifecycle = kit.registry.lifecycle
+        gc = kit.registry.maintenance.gc
         try:
             digests = [await kit.push_blob("r", random_bytes(100 + i)) for i in range(4)]
-            await lifecycle.mark_blobs_deleting(digests, FUTURE)
+            await gc.mark_blobs_deleting(digests, FUTURE)
 
             async def crash(digests: list[str]) -> int:
                 await kit.registry.collector.remove_bytes(digests)
                 raise RuntimeError("killed after the unlink, before the commit")
 
             with pytest.raises(RuntimeError):
-                await lifecycle.finish_deletions(digests, crash)
-            assert len(await lifecycle.pending_deletions(10)) == 4
+                await gc.finish_deletions(digests, crash)
+            assert len(await gc.pending_deletions(10)) == 4
             report = await kit.gc()
             assert report.resumed == 4 and report.blobs_removed == 4
-            assert await lifecycle.pending_deletions(10) == []
+            assert await gc.pending_deletions(10) == []
             assert kit.blob_files() == {}
         finally:
             await kit.registry.close()
@@ -279,12 +279,12 @@ def test_grace_period_follows_the_latest_push(tmp_path: Path) -> None:
         try:
             data = random_bytes(100)
             digest = await kit.push_blob("r", data)
-            async with kit.registry.lifecycle._engines.begin_write() as connection:
+            async with kit.engines.begin_write() as connection:
                 old = datetime.now(UTC) - timedelta(days=2)
                 await connection.execute(update(blobs).values(created_at=old))
             await kit.push_blob("r", data)  # pushed again: the link is young again
             assert (await kit.gc(grace=3600)).blobs_removed == 0
-            async with kit.registry.lifecycle._engines.read.connect() as connection:
+            async with kit.engines.read.connect() as connection:
                 assert await connection.scalar(select(blobs.c.state)) == "live"
             assert digest in kit.blob_files()
         finally:
@@ -302,13 +302,13 @@ def test_mark_waits_for_a_manifest_put_holding_the_blob_row(tmp_path: Path,
         kit = await open_kit(tmp_path, database_url)
         try:
             digest = await kit.push_blob("r", random_bytes(100))
-            engines = kit.registry.lifecycle._engines
+            engines = kit.engines
             async with engines.begin_write() as connection:
                 await connection.execute(
                     select(blobs.c.digest).where(blobs.c.digest == digest)
                     .with_for_update(read=True))
                 mark = asyncio.create_task(
-                    kit.registry.lifecycle.mark_blobs_deleting([digest], FUTURE))
+                    kit.registry.maintenance.gc.mark_blobs_deleting([digest], FUTURE))
                 await asyncio.sleep(0.5)
                 assert not mark.done(), "GC did not wait for the row lock"
                 manifest_id = (await connection.execute(

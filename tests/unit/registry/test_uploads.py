@@ -26,7 +26,7 @@ WEEK = 7 * 86400.0
 
 
 async def _set_refreshed(kit: Kit, upload_id: str, ago: timedelta) -> None:
-    async with kit.registry.lifecycle._engines.begin_write() as connection:
+    async with kit.engines.begin_write() as connection:
         await connection.execute(update(uploads).where(uploads.c.id == upload_id)
                                  .values(updated_at=datetime.now(UTC) - ago))
 

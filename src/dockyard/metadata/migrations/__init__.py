@@ -1,0 +1,1 @@
+"""Alembic migrations: env.py and one module per schema revision in versions/."""

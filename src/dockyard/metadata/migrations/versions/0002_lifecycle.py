@@ -1,4 +1,4 @@
-"""Storage lifecycle: blob state for the GC protocol, job leases, run-time settings.
+"""Maintenance: blob state for the GC protocol, job leases, run-time settings.
 
 Revision ID: 0002
 Revises: 0001

@@ -1,0 +1,1 @@
+"""The metadata contract (dockyard.metadata.interfaces), run on every implementation."""
