@@ -20,7 +20,7 @@ from dockyard.metadata.interfaces import MetadataStore
 from dockyard.metadata.outbox import Outbox
 from dockyard.metadata.store import SQLMetadataStore
 from dockyard.observability.logs import configure_logging
-from dockyard.registry.registry import Policy, Registry
+from dockyard.registry.registry import Registry, RegistryOptions
 
 
 def setup_logging(config: Config) -> None:
@@ -54,7 +54,7 @@ def _build_registry(config: Config, observed: Observed | None
                     ) -> tuple[Registry, Outbox | None]:
     """The registry, and the outbox it records events in (to deliver them from), if any."""
     store = build_blob_store(config)
-    policy = Policy(
+    options = RegistryOptions(
         delete_enabled=config.storage.delete.enabled,
         manifest_max_bytes=config.limits.manifestmaxbytes,
         read_only=config.storage.maintenance.readonly.enabled,
@@ -70,7 +70,7 @@ def _build_registry(config: Config, observed: Observed | None
     if observed is not None:
         store, metadata = observed.wrap(engines, store, metadata)
     outbox = build_outbox(config, engines)
-    return Registry(store, metadata, policy, build_recorder(config, outbox)), outbox
+    return Registry(store, metadata, options, build_recorder(config, outbox)), outbox
 
 
 def build_web_app(config: Config) -> web.Application:

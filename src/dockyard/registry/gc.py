@@ -61,10 +61,8 @@ class GCOptions:
 class GCReport:
     dry_run: bool = False
     phase: str = "starting"
-    manifests_scanned: int = 0
     manifests_removed: int = 0
     manifest_bytes: int = 0
-    blobs_scanned: int = 0
     blobs_removed: int = 0
     bytes_reclaimed: int = 0
     resumed: int = 0
@@ -199,7 +197,6 @@ class GarbageCollector:
         doomed_all: list[int] = []
         for repository_id, name in await self._metadata.repositories():
             graph = await self._metadata.manifest_graph(repository_id, name, cutoff)
-            report.manifests_scanned += len(graph.nodes)
             doomed = unreachable(graph, options.remove_orphan_referrers)
             if options.dry_run:
                 sizes = {node.id: node.size for node in graph.nodes}
@@ -227,7 +224,6 @@ class GarbageCollector:
             if not candidates:
                 return
             after = candidates[-1].digest
-            report.blobs_scanned += len(candidates)
             if options.dry_run:
                 report.blobs_removed += len(candidates)
                 report.bytes_reclaimed += sum(row.size for row in candidates)

@@ -18,7 +18,9 @@ from dockyard.storage.base import BlobStore
 
 
 @dataclass(frozen=True, slots=True)
-class Policy:
+class RegistryOptions:
+    """The settings the rules follow, from `storage.delete` and `limits` (see app/)."""
+
     delete_enabled: bool = True
     manifest_max_bytes: int = 4 * 1024 * 1024
     read_only: bool = False
@@ -27,18 +29,18 @@ class Policy:
 
 
 class Registry:
-    def __init__(self, store: BlobStore, metadata: MetadataStore, policy: Policy,
+    def __init__(self, store: BlobStore, metadata: MetadataStore, options: RegistryOptions,
                  events: EventRecorder | None = None) -> None:
         self._store = store
         self._metadata = metadata
         self.events = events or EventRecorder(None)
-        self.blobs = Blobs(store, metadata, policy.delete_enabled, self.events)
+        self.blobs = Blobs(store, metadata, options.delete_enabled, self.events)
         self.uploads = Uploads(store, metadata, self.events)
-        self.manifests = Manifests(metadata, policy.manifest_max_bytes, policy.delete_enabled,
-                                   remove_referrers=policy.remove_referrers, events=self.events)
+        self.manifests = Manifests(metadata, options.manifest_max_bytes, options.delete_enabled,
+                                   remove_referrers=options.remove_referrers, events=self.events)
         self.listings = Listings(metadata)
         self.maintenance = metadata.maintenance()
-        self.readonly = ReadOnlySwitch(self.maintenance.settings, policy.read_only)
+        self.readonly = ReadOnlySwitch(self.maintenance.settings, options.read_only)
         self.collector = GarbageCollector(store, self.maintenance.gc)
         self.purger = UploadPurger(store, self.maintenance.purge)
         self.checker = IntegrityChecker(store, self.maintenance.integrity)

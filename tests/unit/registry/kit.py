@@ -16,7 +16,7 @@ from dockyard.metadata.engine import Engines, create_engines
 from dockyard.metadata.store import SQLMetadataStore
 from dockyard.oci.digest import Digest
 from dockyard.registry.gc import GCOptions, GCReport
-from dockyard.registry.registry import Policy, Registry
+from dockyard.registry.registry import Registry, RegistryOptions
 from dockyard.registry.uploads import Chunk
 from dockyard.storage.filesystem.driver import FilesystemBlobStore
 from tests.system.api.client import Manifest, digest_of
@@ -77,12 +77,13 @@ async def chunks(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-async def open_kit(root: Path, url: str | None = None, **policy: Any) -> Kit:
+async def open_kit(root: Path, url: str | None = None, **options: Any) -> Kit:
     url = url or f"sqlite+aiosqlite:///{root / 'dockyard.db'}"
     engines = create_engines(url)
     await migrate.upgrade(engines.write)
     store = FilesystemBlobStore(root)
-    return Kit(Registry(store, SQLMetadataStore(engines), Policy(**policy)), root, engines)
+    registry = Registry(store, SQLMetadataStore(engines), RegistryOptions(**options))
+    return Kit(registry, root, engines)
 
 
 def run(scenario: Callable[[], Awaitable[T]]) -> T:
