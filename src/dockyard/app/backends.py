@@ -128,3 +128,46 @@ def build_blob_store(config: Config) -> BlobStore:
 
         return S3BlobStore(options)
     return FilesystemBlobStore(Path(config.storage.filesystem.rootdirectory).resolve())
+
+
+def describe(config: Config) -> list[str]:
+    """What `dockyard serve` says once at start: where the data lives and what is in use.
+
+    A line starting with "WARNING" names a setup that works on one node only though it looks
+    made for several (S3 blobs with the metadata in a local SQLite file).
+    """
+    scheme = "https" if config.http.tls is not None else "http"
+    lines = [f"serving {scheme}://{config.http.addr}/v2/"]
+    s3 = config.storage.s3
+    if s3 is not None:
+        where = f" at {s3.endpoint_url}" if s3.endpoint_url else f" in {s3.region}"
+        lines.append(f"blobs: S3 bucket {s3.bucket}{where}")
+    else:
+        root = Path(config.storage.filesystem.rootdirectory).resolve()
+        lines.append(f"blobs: filesystem {root}")
+    from sqlalchemy.engine import make_url
+
+    url = make_url(config.database_url())
+    database = sqlite_file(config)
+    if url.get_backend_name() == "sqlite":
+        lines.append(f"metadata: SQLite {database or 'in memory'}")
+    else:
+        lines.append(f"metadata: PostgreSQL {url.host or 'localhost'}:{url.port or 5432}/"
+                     f"{url.database or ''}")
+    lines.append(f"cache: Redis {config.redis.addr}" if config.redis is not None
+                 else "cache: none (every lookup reads the database)")
+    auth = config.auth
+    if not auth.enabled:
+        lines.append("auth: off (anyone who reaches the port may push and pull)")
+    elif auth.token is not None:
+        lines.append(f"auth: bearer tokens from {auth.token.realm}")
+    elif auth.token_service_enabled:
+        lines.append("auth: bearer tokens from the built-in token service (/token)")
+    else:
+        users = auth.htpasswd.path if auth.htpasswd is not None else "no"
+        lines.append(f"auth: basic, users from {users}")
+    if s3 is not None and database is not None:
+        lines.append(f"WARNING: storage.s3 is set but database.url is not: the metadata is in "
+                     f"{database} on this machine only, so every node would be a registry of "
+                     "its own; set database.url to a PostgreSQL database to run several")
+    return lines

@@ -26,6 +26,7 @@ import uvloop
 from aiohttp import web
 
 from dockyard.app import reload
+from dockyard.app.backends import describe
 from dockyard.app.observability import debug_address, metrics_enabled, start_debug_server
 from dockyard.app.web import (
     access_logger_class,
@@ -137,6 +138,11 @@ def serve(config: Config, workers: int, config_path: str | None = None) -> int:
     except StartupError as exc:
         print(f"dockyard: {exc}", file=sys.stderr)
         return 1
+    for line in describe(config):
+        if line.startswith("WARNING"):
+            log.warning("%s", line.removeprefix("WARNING: "))
+        else:
+            log.info("%s", line)
     asyncio.run(migrate_database(config))
     if config.auth.token_service_enabled:
         from dockyard.app.auth import prepare_auth  # the auth libraries, only where needed

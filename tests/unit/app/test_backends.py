@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dockyard.app.backends import redis_options, s3_options
+from dockyard.app.backends import describe, redis_options, s3_options
 from dockyard.config import ConfigError, load_config
 from dockyard.metadata.postgres import PostgresOptions, tls_argument
 
@@ -85,3 +85,27 @@ def test_bad_database_and_redis_values(tmp_path: Path) -> None:
                                 "redis": {"addr": "no-port"}})
     assert "database.sslmode" in text and "database.pool_timeout" in text
     assert "redis.addr" in text
+
+
+def test_serve_says_where_the_data_lives(tmp_path: Path) -> None:
+    lines = describe(_load(tmp_path, {"http": {"addr": "127.0.0.1:5001"},
+                                      "storage": {"filesystem": {"rootdirectory": "data"}}}))
+    root = (Path.cwd() / "data").resolve()
+    assert lines == [
+        "serving http://127.0.0.1:5001/v2/",
+        f"blobs: filesystem {root}",
+        f"metadata: SQLite {root / 'dockyard.db'}",
+        "cache: none (every lookup reads the database)",
+        "auth: off (anyone who reaches the port may push and pull)",
+    ]
+
+
+def test_s3_with_a_local_database_is_called_out(tmp_path: Path) -> None:
+    s3 = {"bucket": "images", "region": "eu-west-1", "accesskey": "a", "secretkey": "b"}
+    lines = describe(_load(tmp_path, {"storage": {"s3": s3}}))
+    assert "blobs: S3 bucket images in eu-west-1" in lines
+    assert lines[-1].startswith("WARNING: storage.s3 is set but database.url is not")
+    with_database = describe(_load(tmp_path, {"storage": {"s3": s3},
+                                              "database": {"url": "postgresql://db/reg"}}))
+    assert "metadata: PostgreSQL db:5432/reg" in with_database
+    assert not any(line.startswith("WARNING") for line in with_database)
