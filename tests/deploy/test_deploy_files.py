@@ -78,3 +78,18 @@ def test_kubernetes_nodes_get_a_valid_configuration(tmp_path: Path) -> None:
         labels = workload["spec"]["template"].get("metadata", {}).get("labels")
         if workload["kind"] == "Deployment":
             assert workload["spec"]["selector"]["matchLabels"] == labels
+
+
+def test_the_proxy_passes_what_dockyard_reads() -> None:
+    """Request ids join nginx's log to Dockyard's; the forwarded host builds Location URLs."""
+    nginx = (DEPLOY / "nginx.conf").read_text()
+    for header in ("X-Forwarded-Host $http_host", "X-Forwarded-Proto $scheme",
+                   "X-Request-Id $request_id"):
+        assert f"proxy_set_header {header};" in nginx
+
+
+def test_the_image_context_leaves_local_state_out() -> None:
+    """`make run` leaves a venv and data in the tree: neither belongs in the build context."""
+    ignored = (DEPLOY.parent / ".dockerignore").read_text().split()
+    assert {".venv", "data", ".git"} <= set(ignored)
+    assert "README.md" not in ignored and "src" not in ignored  # the Dockerfile copies them
