@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?=
+ADDR ?=
 
 .PHONY: run test lint typecheck check bench clean
 
@@ -14,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/dockyard serve $(if $(CONFIG),--config $(CONFIG),)
+	$(if $(ADDR),REGISTRY_HTTP_ADDR=$(ADDR) ,)$(BIN)/dockyard serve $(if $(CONFIG),--config $(CONFIG),)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
