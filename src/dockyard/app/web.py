@@ -27,20 +27,21 @@ def setup_logging(config: Config) -> None:
     configure_logging(config.log.level, config.log.formatter, config.log.fields)
 
 
-async def migrate_database(config: Config, apply: bool | None = None) -> None:
+async def migrate_database(config: Config, apply: bool | None = None) -> list[str]:
     """Run once, before workers start, so they never race on schema changes.
 
     `apply` defaults to `database.automigrate`; without it the schema is only checked, and a
-    schema this Dockyard does not know (or an outdated one) stops the server.
+    schema this Dockyard does not know (or an outdated one) stops the server. Returns the
+    revisions applied (see `migrate.upgrade`).
     """
     engines = database_engines(config)
     try:
         from dockyard.metadata import migrate  # Alembic: only the process that migrates
 
         if config.database.automigrate if apply is None else apply:
-            await migrate.upgrade(engines.write)
-        else:
-            await migrate.check(engines.write)
+            return await migrate.upgrade(engines.write)
+        await migrate.check(engines.write)
+        return []
     finally:
         await engines.dispose()
 

@@ -40,6 +40,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
 def _migrate(args: argparse.Namespace, config: Config) -> int:
     from dockyard.app.web import migrate_database
 
-    asyncio.run(migrate_database(config, apply=True))
+    for revision in asyncio.run(migrate_database(config, apply=True)):
+        print(f"dockyard: applied {revision}")
     print("dockyard: database schema is up to date")
     return 0

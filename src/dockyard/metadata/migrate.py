@@ -39,11 +39,14 @@ def _known_revision(connection: Connection) -> tuple[Config, str | None]:
     return config, current
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection) -> list[str]:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-    config, _ = _known_revision(connection)
+    config, current = _known_revision(connection)
+    script = ScriptDirectory.from_config(config)
+    pending = list(script.iterate_revisions("head", current))
     command.upgrade(config, "head")
+    return [f"{revision.revision} {revision.doc}" for revision in reversed(pending)]
 
 
 def _check(connection: Connection) -> None:
@@ -56,11 +59,16 @@ def _check(connection: Connection) -> None:
         )
 
 
-async def upgrade(engine: AsyncEngine) -> None:
+async def upgrade(engine: AsyncEngine) -> list[str]:
     """Migrate to this Dockyard's head (one node at a time on PostgreSQL); UnknownSchema for a
-    database a newer Dockyard migrated."""
+    database a newer Dockyard migrated.
+
+    Returns the revisions applied, oldest first ("0002 <what it does>"); none when the
+    database was up to date.
+    """
     async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+        applied: list[str] = await connection.run_sync(_upgrade)
+    return applied
 
 
 async def check(engine: AsyncEngine) -> None:
