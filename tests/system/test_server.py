@@ -237,3 +237,13 @@ def test_a_worker_that_keeps_dying_is_restarted_later_and_reported(
     assert delays == ["1", "2", "4"]
     assert "(crash loop: 3 quick exits in a row)" in two_workers.log_text()
     assert requests.get(two_workers.url + "/v2/", timeout=10).status_code == 200
+
+
+def test_a_data_directory_that_takes_no_files_is_named(tmp_path: Path) -> None:
+    occupied = tmp_path / "a-file"
+    occupied.write_text("not a directory")
+    config = {"storage": {"filesystem": {"rootdirectory": str(occupied)}}}
+    status, output, _ = _serve(tmp_path, config, workers=1)
+    assert status == 1
+    assert f"dockyard: storage.filesystem.rootdirectory: cannot write to {occupied}: " in output
+    assert "Traceback" not in output

@@ -17,6 +17,7 @@ import fcntl
 import os
 import socket
 import ssl
+import tempfile
 from pathlib import Path
 
 from dockyard.app.backends import sqlite_file
@@ -108,7 +109,8 @@ def hold_database(config: Config) -> int | None:
         lock.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise StartupError(f"cannot open {lock}: {exc.strerror}") from None
+        raise StartupError(f"cannot write to {lock.parent}, where the SQLite database lives: "
+                           f"{exc.strerror}") from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -122,8 +124,23 @@ def hold_database(config: Config) -> int | None:
     return descriptor
 
 
+def check_blob_root(config: Config) -> None:
+    """The filesystem driver's root exists (or can be made) and takes new files."""
+    if config.storage.s3 is not None:
+        return
+    root = Path(config.storage.filesystem.rootdirectory).resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        raise StartupError(f"storage.filesystem.rootdirectory: cannot write to {root}: "
+                           f"{exc.strerror}") from None
+
+
 def preflight(config: Config) -> None:
     """Every check. The database lock stays held until this process (or its exec) ends."""
     check_tls(config)
+    check_blob_root(config)
     claim_address(config)
     hold_database(config)
