@@ -1,5 +1,8 @@
 """`dockyard config check FILE`: validate a configuration and show what it amounts to.
 
+Valid means the server would start on it: besides the keys and values, every file it names
+(certificates, keys, CA bundles, token keys, htpasswd) is read and parsed.
+
 FILE may also be given as `--config FILE`, in any place every other command takes it.
 
 The output is the effective configuration (file, REGISTRY_* overrides and defaults) as YAML,
@@ -73,6 +76,12 @@ def _check(args: argparse.Namespace, config: Config) -> int:
     if args.config is None:
         print("dockyard config check: error: the following arguments are required: FILE",
               file=sys.stderr)
+        return 2
+    from dockyard.server.preflight import file_problems
+
+    problems = file_problems(config)
+    if problems:
+        print("dockyard: invalid configuration:\n" + "\n".join(problems), file=sys.stderr)
         return 2
     sys.stdout.write(f"# {args.config}: valid\n")
     sys.stdout.write(yaml.safe_dump(mask(effective(config)), sort_keys=False))

@@ -5,9 +5,9 @@ same user: a second server started on a port a running one serves would silently
 its connections. So the address is first bound here without SO_REUSEPORT, which fails while
 anything holds it, and then claimed for this server's lifetime (see `claim_address`).
 Likewise a SQLite database belongs to one server: its lock file is held for as long as the
-server runs (and is released by the kernel when it dies, however it dies). TLS files are
-loaded here so that a missing or unreadable one is named in one line instead of failing
-every worker.
+server runs (and is released by the kernel when it dies, however it dies). The files the
+configuration names (TLS, CA bundles, token keys) are loaded here so that a missing or
+unreadable one is named in one line instead of failing every worker.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from dockyard.app.backends import sqlite_file
 from dockyard.config import Config
-from dockyard.server import tls
+from dockyard.server import tls as tls_module
 
 LOCK_SUFFIX = ".server-lock"
 
@@ -75,24 +75,71 @@ def claim_address(config: Config) -> None:
                 claim.close()
 
 
-def check_tls(config: Config) -> None:
-    """Load the certificate, key and client CAs the listener will load, naming what fails."""
-    settings = config.http.tls
-    if settings is None:
-        return
-    files = [("http.tls.certificate", settings.certificate), ("http.tls.key", settings.key)]
-    files += [("http.tls.clientcas", path) for path in settings.clientcas]
-    for key, path in files:
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            raise StartupError(f"{key}: cannot read {path}: {exc.strerror}") from None
+def _unreadable(key: str, path: str) -> str | None:
     try:
-        tls.make_context(settings)
-    except (OSError, ssl.SSLError) as exc:
-        raise StartupError(f"http.tls: cannot use {settings.certificate} and {settings.key}: "
-                           f"{exc}") from None
+        with open(path, "rb"):
+            return None
+    except OSError as exc:
+        return f"{key}: cannot read {path}: {exc.strerror}"
+
+
+def file_problems(config: Config, users_required: bool = True) -> list[str]:
+    """Every file the configuration names that cannot be read or parsed, one line each.
+
+    `users_required`: a missing htpasswd file is a problem (config check), or only the state
+    of a registry nobody may log in to yet (serve, which warns about it).
+    """
+    files: list[tuple[str, str]] = []
+    tls = config.http.tls
+    if tls is not None:
+        files += [("http.tls.certificate", tls.certificate), ("http.tls.key", tls.key)]
+        files += [("http.tls.clientcas", path) for path in tls.clientcas]
+    database = config.database
+    files += [(f"database.{name}", path) for name, path in (
+        ("sslrootcert", database.sslrootcert), ("sslcert", database.sslcert),
+        ("sslkey", database.sslkey)) if path]
+    if config.redis is not None:
+        redis_tls = config.redis.tls
+        files += [(f"redis.tls.{name}", path) for name, path in (
+            ("certificate", redis_tls.certificate), ("key", redis_tls.key)) if path]
+        files += [("redis.tls.clientcas", path) for path in redis_tls.clientcas]
+    problems = [problem for key, path in files if (problem := _unreadable(key, path))]
+    if tls is not None and not problems:
+        try:
+            tls_module.make_context(tls)
+        except (OSError, ssl.SSLError) as exc:
+            problems.append(f"http.tls: cannot use {tls.certificate} and {tls.key}: {exc}")
+    problems += _auth_problems(config, users_required)
+    return problems
+
+
+def _auth_problems(config: Config, users_required: bool) -> list[str]:
+    auth = config.auth
+    problems: list[str] = []
+    if auth.htpasswd is not None and (users_required or Path(auth.htpasswd.path).exists()):
+        problem = _unreadable("auth.htpasswd.path", auth.htpasswd.path)
+        if problem is not None:
+            problems.append(problem)
+    token = auth.token
+    if token is None or not (token.rootcertbundle or token.jwks):
+        return problems
+    from dockyard.auth.keys import KeyFileError, load_jwks, load_root_bundle  # cryptography
+
+    for key, path, load in (("auth.token.rootcertbundle", token.rootcertbundle,
+                             load_root_bundle), ("auth.token.jwks", token.jwks, load_jwks)):
+        if path:
+            try:
+                load(path)
+            except KeyFileError as exc:
+                problems.append(f"{key}: {exc}")
+    return problems
+
+
+def check_files(config: Config) -> None:
+    """Stop on the first file problem (see `file_problems`)."""
+    problems = file_problems(config, users_required=False)
+    if problems:
+        raise StartupError(problems[0])
 
 
 def hold_database(config: Config) -> int | None:
@@ -140,7 +187,7 @@ def check_blob_root(config: Config) -> None:
 
 def preflight(config: Config) -> None:
     """Every check. The database lock stays held until this process (or its exec) ends."""
-    check_tls(config)
+    check_files(config)
     check_blob_root(config)
     claim_address(config)
     hold_database(config)

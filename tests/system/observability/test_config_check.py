@@ -57,3 +57,36 @@ def test_invalid_configuration_names_the_key(tmp_path: Path) -> None:
     assert "http.adr: unknown key" in result.stderr
     assert "log.level" in result.stderr
     assert result.stdout == ""
+
+
+def test_files_the_configuration_names_must_be_readable(tmp_path: Path) -> None:
+    """A config whose files are missing would not start a server: it is not valid."""
+    missing = tmp_path / "missing"
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump({
+        "version": 0.1,
+        "http": {"tls": {"certificate": f"{missing}/cert.pem", "key": f"{missing}/key.pem"}},
+        "auth": {"htpasswd": {"path": f"{missing}/htpasswd"}},
+        "database": {"sslrootcert": f"{missing}/ca.pem"},
+    }))
+    result = _check(path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "dockyard: invalid configuration:",
+        f"http.tls.certificate: cannot read {missing}/cert.pem: No such file or directory",
+        f"http.tls.key: cannot read {missing}/key.pem: No such file or directory",
+        f"database.sslrootcert: cannot read {missing}/ca.pem: No such file or directory",
+        f"auth.htpasswd.path: cannot read {missing}/htpasswd: No such file or directory",
+    ]
+
+
+def test_a_certificate_that_does_not_parse_is_named(tmp_path: Path) -> None:
+    garbage = tmp_path / "cert.pem"
+    garbage.write_text("not a certificate")
+    path = tmp_path / "config.yml"
+    path.write_text(yaml.safe_dump({
+        "version": 0.1, "http": {"tls": {"certificate": str(garbage), "key": str(garbage)}}}))
+    result = _check(path)
+    assert result.returncode == 2
+    assert f"http.tls: cannot use {garbage} and {garbage}:" in result.stderr
