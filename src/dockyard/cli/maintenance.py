@@ -159,6 +159,9 @@ async def _check(args: argparse.Namespace, config: Config, registry: Registry) -
     if report.orphans:
         print(f"{len(report.orphans)} orphaned files hold {format_bytes(report.orphan_bytes)}"
               + (" (removed)" if args.repair else "; `dockyard check --repair` removes them"))
+    if report.recent_unknown:
+        print(f"{report.recent_unknown} stored files younger than an hour have no metadata yet "
+              "(uploads being completed, or orphans to be): not judged until they are older")
     if not report.listed:
         print("this storage driver cannot list its blobs: orphaned bytes were not looked for")
     print(f"checked {report.blobs_checked} blobs ({format_bytes(report.bytes_hashed)}) in "

@@ -42,6 +42,8 @@ class CheckReport:
     orphans: list[Problem] = field(default_factory=list)
     """Bytes no metadata knows: wasted space, not lost content, so not a failure."""
     orphan_bytes: int = 0
+    recent_unknown: int = 0
+    """Stored files with no metadata yet, younger than ORPHAN_AGE: not judged, only counted."""
     listed: bool = True
     """False when the storage driver cannot list its blobs (orphans were not looked for)."""
     started: float = field(default_factory=time.monotonic)
@@ -95,10 +97,12 @@ class IntegrityChecker:
 
     async def _confirm(self, digest: str, size: int, report: CheckReport) -> Problem | None:
         """GC may have collected the blob since this batch was listed: a blob is only broken
-        if its row is still live once the problem was seen, and the problem is still there."""
+        if its row is still live once the problem was seen, and the problem is still there.
+
+        The second reading is not added to `bytes_hashed`: those bytes were counted once."""
         if not await self._metadata.is_live(digest):
             return None
-        return await self._verify(digest, size, report)
+        return await self._verify(digest, size, None)
 
     async def _find_orphans(self, repair: bool, report: CheckReport) -> None:
         batch: list[StoredBlob] = []
@@ -117,7 +121,10 @@ class IntegrityChecker:
         known = await self._metadata.known_blobs([str(stored.digest) for stored in batch])
         old = time.time() - ORPHAN_AGE
         for stored in batch:
-            if str(stored.digest) in known or stored.modified > old:
+            if str(stored.digest) in known:
+                continue
+            if stored.modified > old:
+                report.recent_unknown += 1
                 continue
             report.orphans.append(Problem("orphan", str(stored.digest),
                                           f"{stored.size} bytes stored, no metadata"))
@@ -126,7 +133,8 @@ class IntegrityChecker:
                 await self._store.delete(stored.digest)
                 report.repaired += 1
 
-    async def _verify(self, digest_text: str, size: int, report: CheckReport) -> Problem | None:
+    async def _verify(self, digest_text: str, size: int,
+                      report: CheckReport | None) -> Problem | None:
         try:
             digest = Digest.parse(digest_text)
         except InvalidDigest:
@@ -140,7 +148,8 @@ class IntegrityChecker:
         try:
             async for chunk in self._store.read(digest):
                 hasher.update(chunk)
-                report.bytes_hashed += len(chunk)
+                if report is not None:
+                    report.bytes_hashed += len(chunk)
         except FileNotFoundError:
             return Problem("missing", digest_text, "bytes vanished while reading")
         if hasher.hexdigest() != digest.hex:

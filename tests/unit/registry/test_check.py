@@ -25,6 +25,8 @@ def test_check_finds_missing_and_corrupt_blobs_and_repair_unlinks_them(tmp_path:
             kinds = {(p.kind, p.digest) for p in report.problems}
             assert kinds == {("missing", first), ("corrupt", second)}
             assert report.blobs_checked == 3
+            # each stored byte is counted once, though a corrupt blob is read twice to confirm
+            assert report.bytes_hashed == len(image.blobs[0]) + 400
 
             repaired = await kit.registry.checker.run(repair=True)
             assert repaired.repaired == 2
@@ -68,6 +70,7 @@ def test_check_reports_old_orphaned_bytes_and_repair_removes_them(tmp_path: Path
             assert report.ok and report.listed
             assert [p.digest for p in report.orphans] == [digest_of(orphan)]
             assert report.orphan_bytes == 700
+            assert report.recent_unknown == 1  # the young file: counted, not judged
             await kit.registry.checker.run(repair=True)
             assert digest_of(orphan) not in kit.blob_files()
             assert digest_of(young) in kit.blob_files()
