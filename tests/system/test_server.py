@@ -63,6 +63,15 @@ def _wait_for_workers(pid: int, count: int, exclude: frozenset[int] = frozenset(
     raise AssertionError(f"{count} workers did not start")
 
 
+def _wait_until_serving(server: RunningRegistry, listeners: int, timeout: float = 60.0) -> None:
+    """Until `listeners` workers have logged that they serve: killing one before that is a
+    failed start, which stops the whole server by design."""
+    deadline = time.monotonic() + timeout
+    while server.log_text().count("listening on") < listeners:
+        assert time.monotonic() < deadline, f"{listeners} listeners did not start"
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def two_workers(tmp_path: Path) -> Iterator[RunningRegistry]:
     with running_registry(tmp_path, workers=2) as server:
@@ -92,6 +101,7 @@ def test_a_killed_worker_is_replaced(two_workers: RunningRegistry) -> None:
     assert two_workers.process is not None
     supervisor = two_workers.process.pid
     first, second = _wait_for_workers(supervisor, 2)
+    _wait_until_serving(two_workers, 2)
     os.kill(first, signal.SIGKILL)
     (replacement,) = _wait_for_workers(supervisor, 1, exclude=frozenset({first, second}))
     assert sorted(_children(supervisor)) == sorted([second, replacement])
@@ -224,16 +234,18 @@ def test_a_worker_that_keeps_dying_is_restarted_later_and_reported(
     assert two_workers.process is not None
     supervisor = two_workers.process.pid
     known = set(_wait_for_workers(supervisor, 2))
+    _wait_until_serving(two_workers, 2)
+    victim = max(known)
     delays = []
-    for _ in range(3):
-        victim = max(known)  # the newest: the same worker place each time
+    for listeners in (3, 4, 5):
         os.kill(victim, signal.SIGKILL)
-        (replacement,) = _wait_for_workers(supervisor, 1, exclude=frozenset(known),
-                                           timeout=60)
+        (replacement,) = _wait_for_workers(supervisor, 1, exclude=frozenset(known))
         known.add(replacement)
+        _wait_until_serving(two_workers, listeners)
         line = next(line for line in two_workers.log_text().splitlines()
                     if f"worker {victim} exited with -9" in line)
         delays.append(line.split("starting another in ")[1].split(" ")[0])
+        victim = replacement  # the same worker place each time
     assert delays == ["1", "2", "4"]
     assert "(crash loop: 3 quick exits in a row)" in two_workers.log_text()
     assert requests.get(two_workers.url + "/v2/", timeout=10).status_code == 200
