@@ -9,3 +9,5 @@ from dockyard.registry.registry import Registry
 
 REGISTRY = web.AppKey("registry", Registry)
 URLS = web.AppKey("urls", UrlBuilder)
+RESPONSE_HEADERS = web.AppKey("response_headers", tuple)
+"""(name, value) pairs every response carries (`http.headers`)."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aiohttp import web
 
-from dockyard.api.appkeys import REGISTRY, URLS
+from dockyard.api.appkeys import REGISTRY, RESPONSE_HEADERS, URLS
 from dockyard.api.auth import AUTH, AuthState
 from dockyard.api.middleware.readonly import read_only_middleware
 from dockyard.api.middleware.responses import add_common_headers, registry_middleware
@@ -17,11 +19,13 @@ async def healthz(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ok"})
 
 
-def make_web_app(registry: Registry, urls: UrlBuilder,
-                 auth: AuthState | None = None) -> web.Application:
+def make_web_app(registry: Registry, urls: UrlBuilder, auth: AuthState | None = None,
+                 headers: Sequence[tuple[str, str]] = ()) -> web.Application:
+    """`headers`: (name, value) pairs added to every response."""
     app = web.Application(middlewares=[registry_middleware, read_only_middleware])
     app[REGISTRY] = registry
     app[URLS] = urls
+    app[RESPONSE_HEADERS] = tuple(headers)
     if auth is not None:
         app[AUTH] = auth
         if auth.token_service is not None:

@@ -166,6 +166,11 @@ def describe(config: Config) -> list[str]:
     else:
         users = auth.htpasswd.path if auth.htpasswd is not None else "no"
         lines.append(f"auth: basic, users from {users}")
+    unused = [key for key, value in (("http.secret", config.http.secret),
+                                     ("storage.cache", config.storage.cache)) if value]
+    if unused:
+        lines.append(f"not used: {', '.join(unused)} (distribution keys for state that Dockyard "
+                     "keeps in its database)")
     if s3 is not None and database is not None:
         lines.append(f"WARNING: storage.s3 is set but database.url is not: the metadata is in "
                      f"{database} on this machine only, so every node would be a registry of "

@@ -85,7 +85,9 @@ def build_web_app(config: Config) -> web.Application:
         from dockyard.app.auth import build_auth, reload_htpasswd
 
         auth = build_auth(config)
-    app = make_web_app(registry, urls, auth)
+    headers = [(name, value) for name, values in config.http.headers.items()
+               for value in values]
+    app = make_web_app(registry, urls, auth, headers)
     if auth is not None:
         reload.register(("auth.htpasswd.path",), reload_htpasswd(auth))
     add_maintenance(app, config, registry)

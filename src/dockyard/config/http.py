@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from dockyard.config.section import Section
 from dockyard.config.values import (
@@ -49,11 +49,24 @@ class HttpConfig(Section):
     """External base URL, without a trailing slash once loaded."""
     relativeurls: bool = False
     prefix: URLPath = "/"
+    """Only "/": registry clients find the API at /v2/ on the host, so a prefix that a proxy
+    maps must be stripped by the proxy; a value Dockyard would not honour is refused."""
     secret: str | None = None
+    """Accepted so distribution configs load unchanged, and unused: distribution signs upload
+    state with it, Dockyard keeps that state in its database (serve says so at start)."""
     headers: dict[str, list[str]] = Field(default_factory=dict)
+    """Sent on every response, as distribution does (X-Content-Type-Options: [nosniff])."""
     draintimeout: Duration = "10s"
     debug: DebugConfig = Field(default_factory=DebugConfig)
     tls: TlsConfig | None = None
+
+    @field_validator("prefix")
+    @classmethod
+    def _root_only(cls, value: str) -> str:
+        if value != "/":
+            raise ValueError(f"{value!r}: only / is served; a reverse proxy in front maps a "
+                             "path prefix (and must strip it: clients look for /v2/ at the root)")
+        return value
 
     @property
     def bind_host(self) -> str:

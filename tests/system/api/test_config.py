@@ -65,3 +65,16 @@ def test_configured_manifest_size_limit(start_registry: Callable[..., RunningReg
     # blobs are not manifests: the limit does not apply to them
     assert client.push_blob(name, random_bytes(10_000))
     client.close()
+
+
+def test_configured_headers_are_on_every_response(
+        start_registry: Callable[..., RunningRegistry]) -> None:
+    """distribution's http.headers: on API answers, errors and blob bodies alike."""
+    server = start_registry(config={"http": {"headers": {
+        "X-Content-Type-Options": ["nosniff"], "X-Dockyard-Test": ["one", "two"]}}})
+    client = Client(server.url)
+    digest = client.push_blob("headers/app", b"some bytes")
+    for response in (client.get("/v2/"), client.get("/v2/headers/app/manifests/missing"),
+                     client.get(f"/v2/headers/app/blobs/{digest}")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.raw.headers.getlist("X-Dockyard-Test") == ["one", "two"]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.system.clients.drivers import Driver
-from tests.system.clients.modes import PULLER, PUSHER, Served
+from tests.system.clients.modes import MODES, PULLER, PUSHER, Served
 
 pytestmark = pytest.mark.clients
 
@@ -41,10 +41,10 @@ def test_one_session_two_repositories(served: Served, client: NewSession,
     assert session.pull(f"{served.host}/{first}:v1") == pushed_first
 
 
+@pytest.mark.parametrize("served", [mode for mode in MODES if mode != "anonymous"],
+                         indirect=True)  # anonymous mode has no access control to refuse
 def test_refusals(served: Served, client: NewSession, served_repo: str) -> None:
     """Without credentials nothing is pulled; a pull-only user pushes nothing."""
-    if served.mode == "anonymous":
-        pytest.skip("anonymous mode has no access control")
     reference = f"{served.host}/{served_repo}:v1"
     pushed = client(PUSHER).push(reference)
     with pytest.raises(AssertionError):

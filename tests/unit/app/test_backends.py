@@ -109,3 +109,10 @@ def test_s3_with_a_local_database_is_called_out(tmp_path: Path) -> None:
                                               "database": {"url": "postgresql://db/reg"}}))
     assert "metadata: PostgreSQL db:5432/reg" in with_database
     assert not any(line.startswith("WARNING") for line in with_database)
+
+
+def test_distribution_keys_dockyard_does_not_need_are_named(tmp_path: Path) -> None:
+    lines = describe(_load(tmp_path, {"http": {"secret": "s"},
+                                      "storage": {"cache": {"blobdescriptor": "inmemory"}}}))
+    assert ("not used: http.secret, storage.cache (distribution keys for state that Dockyard "
+            "keeps in its database)") in lines

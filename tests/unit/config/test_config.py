@@ -42,7 +42,7 @@ http:
   addr: :5000
   host: https://registry.example.com/
   relativeurls: true
-  prefix: /registry/
+  prefix: /
   secret: asecretforlocaldevelopment
   headers:
     X-Content-Type-Options: [nosniff]
@@ -123,7 +123,7 @@ def test_full_distribution_style_file(tmp_path: Path) -> None:
     assert (http.bind_host, http.bind_port) == ("0.0.0.0", 5000)
     assert http.host == "https://registry.example.com"
     assert http.relativeurls is True
-    assert http.prefix == "/registry/"
+    assert http.prefix == "/"
     assert http.secret == "asecretforlocaldevelopment"
     assert http.headers == {"X-Content-Type-Options": ["nosniff"]}
     assert http.drain_timeout_seconds == 60
@@ -179,6 +179,12 @@ def test_a_key_given_twice_is_refused(tmp_path: Path, text: str) -> None:
     message = load_error(write(tmp_path, text))
     assert "invalid YAML: duplicate key" in message
     assert "line " in message
+
+
+def test_a_path_prefix_is_refused(tmp_path: Path) -> None:
+    """Accepting it would be a promise Dockyard does not keep: clients look for /v2/ at /."""
+    message = load_error(write_yaml(tmp_path, {"http": {"prefix": "/registry/"}}))
+    assert message.startswith("http.prefix: '/registry/': only / is served")
 
 
 def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:

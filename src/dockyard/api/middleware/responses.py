@@ -9,6 +9,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from dockyard.api.appkeys import RESPONSE_HEADERS
 from dockyard.api.errors import (
     http_error_response,
     internal_error,
@@ -64,6 +65,8 @@ async def registry_middleware(request: web.Request, handler: Handler) -> web.Str
 async def add_common_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: reaches file responses and aiohttp's own errors too."""
     response.headers.update(API_VERSION)
+    for name, value in request.app.get(RESPONSE_HEADERS, ()):
+        response.headers.add(name, value)
     request_id = request.get(REQUEST_ID)
     if request_id is not None:
         response.headers[REQUEST_ID_HEADER] = request_id
