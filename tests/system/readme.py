@@ -132,8 +132,8 @@ def logical_lines(block: Block) -> Iterator[str]:
             yield command
 
 
-def dockyard_commands(block: Block) -> Iterator[list[str]]:
-    """The words of every `dockyard` command in the block, pipelines and `&` included."""
+def program_commands(block: Block, program: str) -> Iterator[list[str]]:
+    """The arguments of every call of `program` in the block, pipelines and `&` included."""
     for line in logical_lines(block):
         words = shlex.split(line, comments=True)
         command: list[str] = []
@@ -141,7 +141,7 @@ def dockyard_commands(block: Block) -> Iterator[list[str]]:
             if word not in SHELL_OPERATORS:
                 command.append(word)
                 continue
-            if command[:1] == ["dockyard"]:
+            if command[:1] == [program]:
                 yield command[1:]
             command = []
 

@@ -21,11 +21,12 @@ from dockyard.config import ConfigError, load_config
 from tests.server import RunningRegistry, free_port, require_tool, running_registry
 from tests.system.clients.clients import private_containers_conf
 from tests.system.readme import (
+    README,
     SHELL_LANGUAGES,
     Block,
     as_config_file,
     config_documents,
-    dockyard_commands,
+    program_commands,
     read_blocks,
     runnable,
     section_blocks,
@@ -37,7 +38,9 @@ BLOCKS = read_blocks()
 CONFIG_BLOCKS = [block for block in BLOCKS if block.language == "yaml"
                  and config_documents(block)]
 COMMANDS = [(block, words) for block in BLOCKS if block.language in SHELL_LANGUAGES
-            for words in dockyard_commands(block)]
+            for words in program_commands(block, "dockyard")]
+MAKE_COMMANDS = [(block, words) for block in BLOCKS if block.language in SHELL_LANGUAGES
+                 for words in program_commands(block, "make")]
 
 PUSH_AND_PULL = "Push and pull"
 MAINTENANCE = "Storage maintenance: deletion, GC, purging, read-only, usage, integrity"
@@ -101,6 +104,16 @@ def test_command_lines_are_found() -> None:
     commands = {parser.parse_args(variant).command for _block, words in COMMANDS
                 for variant in synopsis_variants(words)}
     assert {"serve", "user", "events", "gc", "du", "check", "readonly"} <= commands
+
+
+@pytest.mark.parametrize(("block", "words"), MAKE_COMMANDS,
+                         ids=[f"{_block_id(block)}:{' '.join(words)}"
+                              for block, words in MAKE_COMMANDS])
+def test_make_target_exists(block: Block, words: list[str]) -> None:
+    """`make -n` prints what a target would run, and fails on a target the Makefile lacks."""
+    result = subprocess.run(["make", "-n", *words], cwd=README.parent, capture_output=True,
+                            text=True, timeout=30, check=False)
+    assert result.returncode == 0, f"{block.where()}: `make {' '.join(words)}`: {result.stderr}"
 
 
 @dataclass
@@ -195,7 +208,7 @@ def pushed(shell: Shell, served: RunningRegistry) -> str:
     return shell.run(runnable(block, served.host))
 
 
-def test_push_and_pull(pushed: str, served: RunningRegistry, shell: Shell) -> None:
+def test_push_and_pull(pushed: str, shell: Shell) -> None:
     assert '"team/app"' in pushed  # the catalog, by curl
     assert '"1.0"' in pushed and '"1.1"' in pushed  # skopeo list-tags and the tags list
     assert (shell.cwd / "my-image" / "index.json").exists()
