@@ -25,6 +25,7 @@ README_ADDRESS = "127.0.0.1:5000"
 """The registry address every example uses; a test serves elsewhere and rewrites it."""
 
 SHELL_LANGUAGES = frozenset({"sh", "bash", "shell", "console"})
+YAML_LANGUAGES = frozenset({"yaml", "yml"})
 
 CONFIG_SECTIONS = frozenset(Config.model_fields)
 

@@ -23,6 +23,7 @@ from tests.system.clients.clients import private_containers_conf
 from tests.system.readme import (
     README,
     SHELL_LANGUAGES,
+    YAML_LANGUAGES,
     Block,
     as_config_file,
     config_documents,
@@ -35,7 +36,7 @@ from tests.system.readme import (
 )
 
 BLOCKS = read_blocks()
-CONFIG_BLOCKS = [block for block in BLOCKS if block.language == "yaml"
+CONFIG_BLOCKS = [block for block in BLOCKS if block.language in YAML_LANGUAGES
                  and config_documents(block)]
 COMMANDS = [(block, words) for block in BLOCKS if block.language in SHELL_LANGUAGES
             for words in program_commands(block, "dockyard")]
@@ -111,8 +112,8 @@ def test_command_lines_are_found() -> None:
                               for block, words in MAKE_COMMANDS])
 def test_make_target_exists(block: Block, words: list[str]) -> None:
     """`make -n` prints what a target would run, and fails on a target the Makefile lacks."""
-    result = subprocess.run(["make", "-n", *words], cwd=README.parent, capture_output=True,
-                            text=True, timeout=30, check=False)
+    result = subprocess.run([require_tool("make"), "-n", *words], cwd=README.parent,
+                            capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 0, f"{block.where()}: `make {' '.join(words)}`: {result.stderr}"
 
 
