@@ -18,6 +18,7 @@ from dockyard.config.redis import RedisConfig
 from dockyard.config.section import Section
 from dockyard.config.storage import StorageConfig
 from dockyard.config.tracing import TracingConfig
+from dockyard.config.validation import ValidationConfig
 
 SUPPORTED_VERSION = "0.1"
 
@@ -38,6 +39,7 @@ class Config(Section):
     health: HealthConfig = Field(default_factory=HealthConfig)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
 
     @field_validator("version", mode="before")
     @classmethod
