@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from dockyard.config.auth import AuthConfig
 from dockyard.config.database import DatabaseConfig
@@ -40,6 +40,14 @@ class Config(Section):
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+
+    @model_validator(mode="after")
+    def _client_certificates_verified(self) -> Config:
+        """A certificate names a user only if the handshake checked it against clientcas."""
+        tls = self.http.tls
+        if self.auth.clientcertificate.enabled and (tls is None or not tls.clientcas):
+            raise ValueError("auth.clientcertificate needs http.tls.clientcas")
+        return self
 
     @field_validator("version", mode="before")
     @classmethod
