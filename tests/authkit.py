@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,9 +71,10 @@ class Pki:
         self.ca_path = self.directory / "ca.crt"
         self.ca_path.write_bytes(self.ca_cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, name: str, common: str = "127.0.0.1", client: bool = False
-              ) -> tuple[Path, Path]:
-        """(certificate, key) for 127.0.0.1 and localhost, or a client certificate."""
+    def issue(self, name: str, common: str = "127.0.0.1", client: bool = False,
+              alt_names: Sequence[x509.GeneralName] = ()) -> tuple[Path, Path]:
+        """(certificate, key) for 127.0.0.1 and localhost, or a client certificate (with
+        `alt_names` as its subject alternative names)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
@@ -85,9 +87,11 @@ class Pki:
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if not client:
-            builder = builder.add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"),
-            ]), critical=False)
+            alt_names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                         x509.DNSName("localhost")]
+        if alt_names:
+            builder = builder.add_extension(x509.SubjectAlternativeName(alt_names),
+                                            critical=False)
         certificate = builder.sign(self.ca_key, hashes.SHA256())
         cert_path = self.directory / f"{name}.crt"
         key_path = self.directory / f"{name}.key"

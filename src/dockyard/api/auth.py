@@ -15,6 +15,7 @@ from aiohttp import web
 
 from dockyard.api.errors import error_response
 from dockyard.auth.access import PULL, REPOSITORY, Principal, Scope
+from dockyard.auth.certificates import CertificateField, certificate_user
 from dockyard.registry.errors import RegistryError
 from dockyard.registry.references import check_name
 
@@ -34,6 +35,8 @@ class AuthState:
     token_service: TokenService | None = None
     refresh_verifier: TokenVerifier | None = None
     keys: KeyDirectory | None = None
+    certificate_field: CertificateField | None = None
+    """What names the user in a verified client certificate (auth.clientcertificate)."""
 
 
 AUTH = web.AppKey("auth", AuthState)
@@ -55,6 +58,14 @@ def refusal(decision: Decision) -> web.Response:
     return error_response(decision.status, [entry], headers)
 
 
+def certified_user(request: web.Request, state: AuthState) -> str | None:
+    """The user the request's verified client certificate names, when that identifies."""
+    field, transport = state.certificate_field, request.transport
+    if field is None or transport is None:
+        return None
+    return certificate_user(transport.get_extra_info("peercert"), field)
+
+
 async def run_check(state: AuthState, request: web.Request, needed: Scope | None,
                     related: Sequence[Scope] = ()) -> Decision:
     """bcrypt takes tens of milliseconds: it runs in a thread, not on the event loop."""
@@ -62,10 +73,11 @@ async def run_check(state: AuthState, request: web.Request, needed: Scope | None
     header = request.headers.get("Authorization")
     realm = token_realm(request, state)
     remote = request.remote or ""
+    certificate = certified_user(request, state)
     if authorizer.password_cached(header):
-        return authorizer.authorize(header, remote, needed, realm, related)
+        return authorizer.authorize(header, remote, needed, realm, related, certificate)
     return await asyncio.get_running_loop().run_in_executor(
-        None, authorizer.authorize, header, remote, needed, realm, related)
+        None, authorizer.authorize, header, remote, needed, realm, related, certificate)
 
 
 async def check(request: web.Request, needed: Scope | None,

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.api.auth import AUTH, AuthState
+from dockyard.api.auth import AUTH, AuthState, certified_user
 from dockyard.api.errors import error_response
 from dockyard.api.jsonbody import json_response
 from dockyard.auth.access import Scope, ScopeInvalid, parse_scopes
@@ -74,7 +74,8 @@ def _issued(service: TokenService, subject: str | None, scopes: list[Scope]) -> 
 
 
 async def get_token(request: web.Request) -> web.StreamResponse:
-    """GET ?service=&scope=&account=: anonymous without credentials, else Basic."""
+    """GET ?service=&scope=&account=: Basic credentials, else the client certificate's user
+    (no refresh token: the certificate is the lasting credential), else anonymous."""
     state = request.app[AUTH]
     service = _service(state)
     refused = _check_service(state, request.query.get("service"))
@@ -86,7 +87,8 @@ async def get_token(request: web.Request) -> web.StreamResponse:
         return _error(400, "UNSUPPORTED", "invalid scope")
     if len(scopes) > MAX_SCOPES:
         return _error(400, "UNSUPPORTED", "too many scopes")
-    subject: str | None = None
+    subject = certified_user(request, state)  # unless credentials are sent
+    password_login = False
     header = request.headers.get("Authorization")
     if header is not None:
         try:
@@ -100,12 +102,12 @@ async def get_token(request: web.Request) -> web.StreamResponse:
             failed = await _login(request, state, credentials)
             if failed is not None:
                 return failed
-            subject = credentials.user
-            account = request.query.get("account")
-            if account and account != subject:
-                return _unauthorized(state)
+            subject, password_login = credentials.user, True
+    account = request.query.get("account")
+    if account and subject is not None and account != subject:
+        return _unauthorized(state)
     body = _issued(service, subject, scopes)
-    if subject is not None and request.query.get("offline_token") == "true":
+    if password_login and subject is not None and request.query.get("offline_token") == "true":
         body["refresh_token"] = _refresh_token(state, subject)
     return json_response(body, _NO_STORE)
 

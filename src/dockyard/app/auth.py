@@ -107,8 +107,10 @@ def build_auth(config: Config) -> AuthState | None:
         token_service = TokenService(issuer, policy, service_name)
         refresh_verifier = TokenVerifier(keys.trusted, issuer_name, service_name,
                                          [SIGNING_ALGORITHM])
+    certificate = auth.clientcertificate
     return AuthState(authorizer, settings.path, config.http.host, token_service,
-                     refresh_verifier, keys)
+                     refresh_verifier, keys,
+                     certificate.field if certificate.enabled else None)
 
 
 def reload_htpasswd(state: AuthState) -> Callable[[Config], None]:

@@ -15,12 +15,15 @@ from dockyard.app.notifications import add_notifications, build_outbox, build_re
 from dockyard.app.observability import Observed
 from dockyard.app.observability import access_logger as observed_access_logger
 from dockyard.config import Config
+from dockyard.config.validation import ValidationConfig
 from dockyard.metadata.cached import CachedMetadataStore
 from dockyard.metadata.interfaces import MetadataStore
 from dockyard.metadata.outbox import Outbox
 from dockyard.metadata.store import SQLMetadataStore
 from dockyard.observability.logs import configure_logging
+from dockyard.oci.manifest import Platform
 from dockyard.registry.registry import Registry, RegistryOptions
+from dockyard.registry.validation import IndexChildren, ManifestRules
 
 
 def setup_logging(config: Config) -> None:
@@ -46,6 +49,19 @@ async def migrate_database(config: Config, apply: bool | None = None) -> list[st
         await engines.dispose()
 
 
+def manifest_rules(validation: ValidationConfig) -> ManifestRules:
+    """The `validation` section as the registry's rules; `disabled` lifts them all."""
+    if validation.disabled:
+        return ManifestRules(index_children=IndexChildren.NONE)
+    urls, indexes = validation.manifests.urls, validation.manifests.indexes
+    return ManifestRules(
+        url_allow=tuple(urls.allow),
+        url_deny=tuple(urls.deny),
+        index_children=IndexChildren(indexes.platforms),
+        platforms=tuple(Platform(p.architecture, p.os) for p in indexes.platformlist),
+    )
+
+
 def build_registry(config: Config, observed: Observed | None = None) -> Registry:
     """The registry on the configured drivers."""
     return _build_registry(config, observed)[0]
@@ -60,6 +76,7 @@ def _build_registry(config: Config, observed: Observed | None
         manifest_max_bytes=config.limits.manifestmaxbytes,
         read_only=config.storage.maintenance.readonly.enabled,
         remove_referrers=config.storage.delete.referrers == "remove",
+        manifest_rules=manifest_rules(config.validation),
     )
     engines = database_engines(config)
     cache = build_cache(config)

@@ -3,6 +3,8 @@
 Two modes, as in distribution: `basic` (htpasswd credentials on every request) and `bearer`
 (tokens from a token service, the built-in one or an external one). In basic mode tokens of
 the built-in service are accepted too, so either kind of client works against one server.
+A request without credentials whose TLS client certificate names a user is that user in basic
+mode; in bearer mode the built-in token service takes the certificate as a login instead.
 """
 
 from __future__ import annotations
@@ -191,12 +193,16 @@ class Authorizer:
 
     # --- the check --------------------------------------------------------------------------
 
-    def authenticate(self, header: str | None, remote: str,
-                     token_realm: str) -> Principal | Decision:
-        """The caller, or the refusal to send. May run bcrypt (see `password_cached`)."""
+    def authenticate(self, header: str | None, remote: str, token_realm: str,
+                     certificate: str | None = None) -> Principal | Decision:
+        """The caller, or the refusal to send. May run bcrypt (see `password_cached`).
+
+        `certificate`: the user a verified client certificate names, if that identifies;
+        it counts only when no credentials are sent.
+        """
         if header is None:
             # Bearer mode: anonymous callers get (anonymous) tokens from the token service.
-            return ANONYMOUS if self.mode == "basic" else _NO_TOKEN
+            return self._without_credentials(certificate) if self.mode == "basic" else _NO_TOKEN
         try:
             scheme, value = parse_authorization(header)
             if scheme == "bearer" and self.verifier is not None:
@@ -212,7 +218,7 @@ class Authorizer:
         except Malformed:
             return self._unauthorized(None, token_realm, "authentication required")
         if credentials is None:
-            return ANONYMOUS
+            return self._without_credentials(certificate)
         wait = self.throttled(credentials.user, remote)
         if wait:
             return Decision(429, code="TOOMANYREQUESTS", message="too many failed logins",
@@ -220,6 +226,12 @@ class Authorizer:
         if not self.check_password(credentials, remote):
             return self._unauthorized(None, token_realm, "authentication required")
         return Principal(credentials.user)
+
+    @staticmethod
+    def _without_credentials(certificate: str | None) -> Principal:
+        """No header, or the empty pair skopeo, podman and buildah send: the certificate's
+        user if it names one, else anonymous."""
+        return ANONYMOUS if certificate is None else Principal(certificate)
 
     def may(self, principal: Principal, scope_type: str, name: str, action: str) -> bool:
         if principal.grants is not None:
@@ -238,14 +250,15 @@ class Authorizer:
         return check
 
     def authorize(self, header: str | None, remote: str, needed: Scope | None,
-                  token_realm: str, related: Sequence[Scope] = ()) -> Decision:
+                  token_realm: str, related: Sequence[Scope] = (),
+                  certificate: str | None = None) -> Decision:
         """needed None: only authentication (GET /v2/).
 
         `related` scopes are named in a challenge but never required: a mount's source, which
         a token client can only hold if the challenge tells it to ask for it; without it the
         mount becomes an ordinary upload.
         """
-        found = self.authenticate(header, remote, token_realm)
+        found = self.authenticate(header, remote, token_realm, certificate)
         if isinstance(found, Decision):
             if needed is not None and found.status == 401:
                 return self._unauthorized(needed, token_realm, found.message, related=related)

@@ -92,6 +92,15 @@ class RateLimitConfig(Section):
         return parse_duration(self.window)
 
 
+class ClientCertificateConfig(Section):
+    """Machines log in with the client certificate `http.tls.clientcas` verified: `field`
+    names the user (the subject's CN, or the first email, DNS or URI subject alternative
+    name). A request with an Authorization header is judged by that header instead."""
+
+    enabled: bool = False
+    field: Literal["cn", "san-email", "san-dns", "san-uri"] = "cn"
+
+
 class AuthConfig(Section):
     """distribution's `auth` section plus access rules; no htpasswd or token means open."""
 
@@ -100,6 +109,7 @@ class AuthConfig(Section):
     tokenservice: TokenServiceConfig = Field(default_factory=TokenServiceConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
     ratelimit: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    clientcertificate: ClientCertificateConfig = Field(default_factory=ClientCertificateConfig)
 
     @property
     def enabled(self) -> bool:
@@ -125,4 +135,10 @@ class AuthConfig(Section):
                 token.realm and token.service and token.issuer):
             raise ValueError("auth.token with an external token service needs realm, "
                              "service and issuer")
+        if self.clientcertificate.enabled and not self.enabled:
+            raise ValueError("auth.clientcertificate needs auth.htpasswd or auth.token")
+        if self.clientcertificate.enabled and token is not None and (
+                not self.token_service_enabled):
+            raise ValueError("auth.clientcertificate in bearer mode needs the built-in "
+                             "token service (it takes the certificate as a login)")
         return self

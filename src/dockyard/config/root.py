@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from dockyard.config.auth import AuthConfig
 from dockyard.config.database import DatabaseConfig
@@ -18,6 +18,7 @@ from dockyard.config.redis import RedisConfig
 from dockyard.config.section import Section
 from dockyard.config.storage import StorageConfig
 from dockyard.config.tracing import TracingConfig
+from dockyard.config.validation import ValidationConfig
 
 SUPPORTED_VERSION = "0.1"
 
@@ -38,6 +39,15 @@ class Config(Section):
     health: HealthConfig = Field(default_factory=HealthConfig)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+
+    @model_validator(mode="after")
+    def _client_certificates_verified(self) -> Config:
+        """A certificate names a user only if the handshake checked it against clientcas."""
+        tls = self.http.tls
+        if self.auth.clientcertificate.enabled and (tls is None or not tls.clientcas):
+            raise ValueError("auth.clientcertificate needs http.tls.clientcas")
+        return self
 
     @field_validator("version", mode="before")
     @classmethod

@@ -20,9 +20,9 @@ from dockyard.metadata.engine import Engines
 from dockyard.metadata.interfaces import GCStore, Remove
 from dockyard.metadata.records import BlobRow, DeletedManifest, ManifestNode, RepositoryGraph
 from dockyard.metadata.schema import (
+    CHILD_REFERENCES,
     DELETING,
     LIVE,
-    MANIFEST_REFERENCE,
     blobs,
     manifest_references,
     manifests,
@@ -190,7 +190,7 @@ class SQLGCStore(GCStore):
                 .select_from(manifest_references.join(
                     manifests, manifests.c.id == manifest_references.c.manifest_id))
                 .where(manifests.c.repository_id == repository_id,
-                       manifest_references.c.kind == MANIFEST_REFERENCE)
+                       manifest_references.c.kind.in_(CHILD_REFERENCES))
             )).all()
         nodes = [
             ManifestNode(int(row.id), row.digest, row.subject_digest, int(row.size),
@@ -229,7 +229,7 @@ class SQLGCStore(GCStore):
                 .select_from(manifest_references.join(
                     manifests, manifests.c.id == manifest_references.c.manifest_id))
                 .where(manifests.c.repository_id == repository_id,
-                       manifest_references.c.kind == MANIFEST_REFERENCE,
+                       manifest_references.c.kind.in_(CHILD_REFERENCES),
                        manifest_references.c.digest.in_([row.digest for row in rows.values()]))
             )).all():
                 parents.setdefault(edge.digest, set()).add(int(edge.manifest_id))

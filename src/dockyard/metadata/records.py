@@ -27,6 +27,9 @@ class ManifestWrite:
     annotations: str | None
     blob_digests: tuple[str, ...] = ()
     child_digests: tuple[str, ...] = ()
+    """Manifests an index lists that the repository must hold already."""
+    optional_child_digests: tuple[str, ...] = ()
+    """Manifests an index lists that the repository need not hold (a sparse index)."""
     tags: tuple[str, ...] = ()
 
 

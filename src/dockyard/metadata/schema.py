@@ -33,6 +33,10 @@ BLOB_REFERENCE = "blob"
 """manifest_references.kind of a layer or config the manifest names."""
 MANIFEST_REFERENCE = "manifest"
 """manifest_references.kind of a child manifest an index lists."""
+OPTIONAL_MANIFEST_REFERENCE = "optional"
+"""manifest_references.kind of a child a sparse index lists: the repository need not hold it."""
+CHILD_REFERENCES = (MANIFEST_REFERENCE, OPTIONAL_MANIFEST_REFERENCE)
+"""Both kinds of child: GC keeps what either names."""
 SUBJECT_REFERENCE = "subject"
 """manifest_references.kind of the manifest a referrer points at."""
 

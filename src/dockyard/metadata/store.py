@@ -29,6 +29,7 @@ from dockyard.metadata.schema import (
     BLOB_REFERENCE,
     LIVE,
     MANIFEST_REFERENCE,
+    OPTIONAL_MANIFEST_REFERENCE,
     SUBJECT_REFERENCE,
     blobs,
     manifest_references,
@@ -297,11 +298,14 @@ class SQLMetadataStore(MetadataStore):
         return ManifestRecord(row.digest, row.media_type, bytes(row.content))
 
     async def _missing(self, connection: AsyncConnection, present_query: Any,
-                       repository_id: int, wanted: Sequence[str]) -> list[str]:
-        if not wanted:
+                       repository_id: int, wanted: Sequence[str],
+                       optional: Sequence[str] = ()) -> list[str]:
+        """Those of `wanted` the repository lacks; `present_query` locks what it finds of
+        `optional` too, so that what the manifest names stays while the PUT commits."""
+        if not wanted and not optional:
             return []
-        found = await connection.scalars(
-            present_query, {"repository_id": repository_id, "digests": sorted(set(wanted))})
+        found = await connection.scalars(present_query, {
+            "repository_id": repository_id, "digests": sorted({*wanted, *optional})})
         present = set(found.all())
         return [digest for digest in dict.fromkeys(wanted) if digest not in present]
 
@@ -315,7 +319,8 @@ class SQLMetadataStore(MetadataStore):
                 blobs=await self._missing(
                     connection, _LINKED_DIGESTS, repository_id, write.blob_digests),
                 manifests=await self._missing(
-                    connection, _STORED_CHILDREN, repository_id, write.child_digests),
+                    connection, _STORED_CHILDREN, repository_id, write.child_digests,
+                    write.optional_child_digests),
             )
             if missing.blobs or missing.manifests:
                 raise missing
@@ -464,6 +469,7 @@ class SQLMetadataStore(MetadataStore):
 def _reference_rows(manifest_id: int, write: ManifestWrite) -> list[dict[str, Any]]:
     rows = {(digest, BLOB_REFERENCE) for digest in write.blob_digests}
     rows |= {(digest, MANIFEST_REFERENCE) for digest in write.child_digests}
+    rows |= {(digest, OPTIONAL_MANIFEST_REFERENCE) for digest in write.optional_child_digests}
     if write.subject_digest is not None:
         rows.add((write.subject_digest, SUBJECT_REFERENCE))
     return [

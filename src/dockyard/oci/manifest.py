@@ -19,12 +19,23 @@ class InvalidManifest(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Platform:
+    """The platform an index entry is for: what sparse-index rules select children by."""
+
+    architecture: str
+    os: str
+
+
+@dataclass(frozen=True, slots=True)
 class Descriptor:
     media_type: str
     digest: Digest
     size: int
     artifact_type: str | None = None
     annotations: dict[str, str] | None = None
+    urls: tuple[str, ...] = ()
+    """Where a client may fetch the content instead (foreign, non-distributable layers)."""
+    platform: Platform | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +43,8 @@ class ParsedManifest:
     media_type: str
     blobs: tuple[Descriptor, ...] = ()
     """Config and layers the repository must hold (non-distributable layers excluded)."""
+    layers: tuple[Descriptor, ...] = ()
+    """Every layer, non-distributable ones included (their `urls` are checked on push)."""
     children: tuple[Descriptor, ...] = ()
     """Manifests an index points at; they must exist in the repository."""
     subject: Descriptor | None = None
@@ -71,7 +84,28 @@ def _descriptor(value: Any, where: str) -> Descriptor:
         size,
         artifact_type if isinstance(artifact_type, str) else None,
         annotations or None,
+        _urls(value.get("urls"), where),
+        _platform(value.get("platform"), where),
     )
+
+
+def _urls(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(url, str) for url in value):
+        raise InvalidManifest(f"{where}.urls must be a list of strings")
+    return tuple(value)
+
+
+def _platform(value: Any, where: str) -> Platform | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidManifest(f"{where}.platform is not an object")
+    architecture, os = value.get("architecture"), value.get("os")
+    if not isinstance(architecture, str) or not isinstance(os, str):
+        raise InvalidManifest(f"{where}.platform needs architecture and os strings")
+    return Platform(architecture, os)
 
 
 def _annotations(value: Any, where: str) -> dict[str, str]:
@@ -158,6 +192,7 @@ def parse(content: bytes, content_type: str | None) -> ParsedManifest:
     return ParsedManifest(
         media_type=media_type,
         blobs=tuple(blobs),
+        layers=tuple(layers),
         subject=parsed_subject,
         artifact_type=artifact_type or config.media_type,
         annotations=annotations,

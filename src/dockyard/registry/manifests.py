@@ -27,6 +27,7 @@ from dockyard.registry.references import (
     parse_manifest_lookup,
     parse_manifest_reference,
 )
+from dockyard.registry.validation import ManifestRules, ManifestValidator
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +55,10 @@ def _missing_errors(missing: MissingReferences) -> RegistryErrors:
 
 class Manifests:
     def __init__(self, metadata: MetadataStore, max_bytes: int, delete_enabled: bool,
-                 remove_referrers: bool = False, events: EventRecorder | None = None) -> None:
+                 remove_referrers: bool = False, events: EventRecorder | None = None,
+                 rules: ManifestRules | None = None) -> None:
         self._metadata = metadata
+        self._validator = ManifestValidator(rules or ManifestRules())
         self._max_bytes = max_bytes
         self._delete_enabled = delete_enabled
         self._remove_referrers = remove_referrers
@@ -79,6 +82,8 @@ class Manifests:
             parsed = oci_manifest.parse(content, content_type)
         except oci_manifest.InvalidManifest as exc:
             raise ManifestInvalid(str(exc)) from exc
+        self._validator.check_urls(parsed)
+        required, optional = self._validator.split_children(parsed)
         write = ManifestWrite(
             digest=str(digest),
             media_type=parsed.media_type,
@@ -87,7 +92,8 @@ class Manifests:
             subject_digest=str(parsed.subject.digest) if parsed.subject else None,
             annotations=json.dumps(parsed.annotations) if parsed.annotations else None,
             blob_digests=tuple(str(d.digest) for d in parsed.blobs),
-            child_digests=tuple(str(d.digest) for d in parsed.children),
+            child_digests=required,
+            optional_child_digests=optional,
             tags=tuple(tags),
         )
         events = self._events.manifest_pushed(

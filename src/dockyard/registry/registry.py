@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dockyard.metadata.interfaces import MetadataStore
 from dockyard.registry.blobs import Blobs
@@ -14,18 +14,21 @@ from dockyard.registry.manifests import Manifests
 from dockyard.registry.purge import UploadPurger
 from dockyard.registry.readonly import ReadOnlySwitch
 from dockyard.registry.uploads import Uploads
+from dockyard.registry.validation import ManifestRules
 from dockyard.storage.base import BlobStore
 
 
 @dataclass(frozen=True, slots=True)
 class RegistryOptions:
-    """The settings the rules follow, from `storage.delete` and `limits` (see app/)."""
+    """The settings the rules follow, from `storage.delete`, `limits` and `validation`."""
 
     delete_enabled: bool = True
     manifest_max_bytes: int = 4 * 1024 * 1024
     read_only: bool = False
     remove_referrers: bool = False
     """Deleting a manifest also deletes its referrers (storage.delete.referrers: remove)."""
+    manifest_rules: ManifestRules = field(default_factory=ManifestRules)
+    """Layer URLs and sparse indexes (validation.manifests)."""
 
 
 class Registry:
@@ -37,7 +40,8 @@ class Registry:
         self.blobs = Blobs(store, metadata, options.delete_enabled, self.events)
         self.uploads = Uploads(store, metadata, self.events)
         self.manifests = Manifests(metadata, options.manifest_max_bytes, options.delete_enabled,
-                                   remove_referrers=options.remove_referrers, events=self.events)
+                                   remove_referrers=options.remove_referrers, events=self.events,
+                                   rules=options.manifest_rules)
         self.listings = Listings(metadata)
         self.maintenance = metadata.maintenance()
         self.readonly = ReadOnlySwitch(self.maintenance.settings, options.read_only)

@@ -22,14 +22,15 @@ def digest(char: str) -> str:
 
 
 def manifest(digest: str, *, tags: tuple[str, ...] = (), blobs: tuple[str, ...] = (CONFIG,),
-             children: tuple[str, ...] = (), subject: str | None = None,
+             children: tuple[str, ...] = (), optional_children: tuple[str, ...] = (),
+             subject: str | None = None,
              artifact_type: str | None = None, size: int | None = None) -> ManifestWrite:
     """A manifest PUT; its content is `size` bytes (its digest's text by default)."""
     content = digest.encode() if size is None else b"x" * size
     return ManifestWrite(
         digest=digest, media_type=IMAGE, content=content, artifact_type=artifact_type,
         subject_digest=subject, annotations=None, blob_digests=blobs, child_digests=children,
-        tags=tags,
+        optional_child_digests=optional_children, tags=tags,
     )
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from dockyard.metadata.records import MissingReferences
 from tests.contract.metadata.conftest import Implementation, Stores
-from tests.contract.metadata.kit import CONFIG, LAYER, digest, link, manifest
+from tests.contract.metadata.kit import CONFIG, FUTURE, LAYER, PAST, digest, link, manifest
 
 
 def test_a_manifest_with_missing_blobs_commits_nothing(stores: Implementation) -> None:
@@ -34,6 +34,32 @@ def test_an_index_needs_its_children_in_the_same_repository(stores: Implementati
         assert raised.value.manifests == [digest("a")]
         await s.metadata.put_manifest("one", index)
         assert await s.metadata.get_manifest("one", digest("b")) is not None
+
+    stores.run(scenario)
+
+
+def test_a_sparse_index_needs_only_its_required_children(stores: Implementation) -> None:
+    async def scenario(s: Stores) -> None:
+        integrity, gc = s.maintenance.integrity, s.maintenance.gc
+        await link(s.metadata, "repo", CONFIG, 10)
+        required, optional, index = digest("a"), digest("b"), digest("c")
+        sparse = manifest(index, blobs=(), children=(required,), optional_children=(optional,),
+                          tags=("v1",))
+        with pytest.raises(MissingReferences) as raised:
+            await s.metadata.put_manifest("repo", sparse)
+        assert raised.value.manifests == [required]
+        await s.metadata.put_manifest("repo", manifest(required))
+        await s.metadata.put_manifest("repo", sparse)
+        by_tag = await s.metadata.resolve_tag("repo", "v1")
+        assert by_tag is not None and by_tag.digest == index
+        assert await integrity.dangling_references(10) == [], "an absent optional child is fine"
+        await s.metadata.put_manifest("repo", manifest(optional))
+        ((repository_id, name),) = await gc.repositories()
+        graph = await gc.manifest_graph(repository_id, name, PAST)
+        ids = {node.digest: node.id for node in graph.nodes}
+        assert sorted(graph.children[ids[index]]) == [required, optional]
+        listed = [ids[optional], ids[required]]
+        assert await gc.delete_unreachable_manifests(repository_id, listed, FUTURE) == []
 
     stores.run(scenario)
 

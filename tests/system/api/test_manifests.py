@@ -112,6 +112,37 @@ def test_push_by_sha512_digest(client: Client, name: str) -> None:
     assert digest_matches(pulled.headers["Docker-Content-Digest"], manifest.body)
 
 
+def test_a_tag_keeps_the_sha512_digest_it_was_pushed_with(client: Client, name: str) -> None:
+    """The algorithm a client chose is the one every answer reports, by tag as by digest."""
+    manifest = image_manifest()
+    client.push_manifest(name, manifest, "t")
+    sha512 = digest_of(manifest.body, "sha512")
+    response = client.put_manifest(name, sha512, manifest, params=[("tag", "t")])
+    assert response.status_code == 201, describe(response)
+    assert response.headers["Docker-Content-Digest"] == sha512
+    assert urlsplit(response.headers["Location"]).path == f"/v2/{name}/manifests/{sha512}"
+    for reference in ("t", sha512):
+        for method in (client.get, client.head):
+            pulled = method(f"/v2/{name}/manifests/{reference}")
+            assert pulled.status_code == 200, describe(pulled)
+            assert pulled.headers["Docker-Content-Digest"] == sha512
+    assert client.get(f"/v2/{name}/manifests/t").content == manifest.body
+    by_sha256 = client.head(f"/v2/{name}/manifests/{manifest.digest}")
+    assert by_sha256.headers["Docker-Content-Digest"] == manifest.digest
+    assert client.tags(name) == ["t"]
+
+
+def test_a_sha512_referrer_is_listed_by_its_sha512_digest(client: Client, name: str) -> None:
+    subject = client.push_image(name, None)
+    referrer = artifact_manifest("application/vnd.dockyard.signature.v1", subject=subject)
+    client.push_contents(name, referrer)
+    sha512 = digest_of(referrer.body, "sha512")
+    response = client.put_manifest(name, sha512, referrer)
+    assert response.status_code == 201, describe(response)
+    listing = client.get(f"/v2/{name}/referrers/{subject.digest}")
+    assert [entry["digest"] for entry in listing.json()["manifests"]] == [sha512]
+
+
 def test_push_by_digest_that_does_not_match(client: Client, name: str) -> None:
     manifest = image_manifest()
     client.push_contents(name, manifest)

@@ -26,6 +26,7 @@ from tests.system.api.client import (
     OCI_LAYER,
     OCI_MANIFEST,
     Client,
+    digest_of,
     image_manifest,
     random_bytes,
     repo_name,
@@ -153,6 +154,23 @@ def test_request_id_reaches_the_event(start_registry: StartRegistry) -> None:
         (event,) = receiver.wait_for(lambda got: len(got) == 1)
         assert event["request"]["id"] == response.headers["X-Request-Id"]
         assert event["request"]["method"] == "POST"
+
+
+def test_a_manifest_pushed_by_sha512_is_reported_by_its_sha512_digest(
+        start_registry: StartRegistry) -> None:
+    with running_receiver() as receiver:
+        server = start_registry(notifications(receiver, ignoredmediatypes=[BLOB]))
+        client = Client(server.url)
+        name = repo_name()
+        manifest = image_manifest([random_bytes(100)])
+        client.push_contents(name, manifest)
+        sha512 = digest_of(manifest.body, "sha512")
+        client.push_manifest(name, manifest, sha512, params=[("tag", "t")])
+        assert client.get(client.manifest_path(name, "t")).status_code == 200
+        push, pull = receiver.wait_for(lambda got: len(got) == 2)
+        assert (push["action"], pull["action"]) == ("push", "pull")
+        assert push["target"]["digest"] == pull["target"]["digest"] == sha512
+        assert push["target"]["url"] == f"{server.url}/v2/{name}/manifests/{sha512}"
 
 
 def test_failing_receiver_gets_the_events_once_it_accepts(

@@ -100,6 +100,22 @@ def test_bearer_mode_challenges_and_scopes(parts: tuple[Htpasswd, KeyDirectory])
     assert authorizer.authorize(None, "ip", CATALOG_SCOPE, REALM).status == 401
 
 
+def test_a_certificate_user_without_credentials(parts: tuple[Htpasswd, KeyDirectory]) -> None:
+    push = repository_scope("team/app", "push")
+    authorizer, _ = make(parts, "basic")
+    allowed = authorizer.authorize(None, "ip", push, REALM, certificate="alice")
+    assert allowed.allowed and allowed.principal is not None
+    assert allowed.principal.subject == "alice"
+    assert authorizer.authorize(None, "ip", push, REALM, certificate="bob").status == 403
+    empty_pair = "Basic " + base64.b64encode(b":").decode()
+    assert authorizer.authorize(empty_pair, "ip", push, REALM, certificate="alice").allowed
+    wrong = authorizer.authorize(basic("alice", "wrong"), "ip", push, REALM, certificate="alice")
+    assert wrong.status == 401, "credentials sent are judged, not the certificate"
+    bearer_mode, _ = make(parts, "bearer")
+    refused = bearer_mode.authorize(None, "ip", push, REALM, certificate="alice")
+    assert refused.status == 401 and (refused.challenge or "").startswith("Bearer ")
+
+
 def test_granted_is_the_intersection() -> None:
     grants = granted(POLICY, "bob", [repository_scope("team/app", "pull", "push"),
                                      repository_scope("elsewhere", "pull"), CATALOG_SCOPE])

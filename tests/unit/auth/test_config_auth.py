@@ -108,3 +108,32 @@ def test_builtin_service_follows_auth_token_names(tmp_path: Path) -> None:
     assert decision.allowed
     assert state.authorizer.challenge(None, "https://r/token") == (
         'Bearer realm="https://r/token",service="registry.example.com"')
+
+
+TLS_WITH_CLIENTCAS = "http:\n  tls: {certificate: /c.pem, key: /k.pem, clientcas: [/ca.pem]}\n"
+
+
+def test_client_certificate_logins_reach_the_auth_state(tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text(TLS_WITH_CLIENTCAS + f"auth:\n  htpasswd: {{path: {tmp_path / 'users'}}}\n"
+                    "  clientcertificate: {enabled: true, field: san-uri}\n")
+    (tmp_path / "users").write_text("")
+    state = build_auth(load_config(path, {}))
+    assert state is not None and state.certificate_field == "san-uri"
+    path.write_text(path.read_text().replace("enabled: true", "enabled: false"))
+    state = build_auth(load_config(path, {}))
+    assert state is not None and state.certificate_field is None
+
+
+def test_client_certificate_logins_need_verified_certificates_and_auth(tmp_path: Path) -> None:
+    users = f"  htpasswd: {{path: {tmp_path / 'users'}}}\n"
+    enabled = "  clientcertificate: {enabled: true}\n"
+    assert "needs http.tls.clientcas" in _error(tmp_path, "auth:\n" + users + enabled)
+    assert "needs auth.htpasswd or auth.token" in _error(
+        tmp_path, TLS_WITH_CLIENTCAS + "auth:\n" + enabled)
+    external = "  token: {jwks: /k.json, realm: r, service: s, issuer: i}\n"
+    assert "built-in token service" in _error(
+        tmp_path, TLS_WITH_CLIENTCAS + "auth:\n" + external + enabled)
+    assert "auth.clientcertificate.field" in _error(
+        tmp_path, TLS_WITH_CLIENTCAS + "auth:\n" + users
+        + "  clientcertificate: {enabled: true, field: serial}\n")

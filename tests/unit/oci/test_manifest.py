@@ -10,7 +10,7 @@ import pytest
 
 from dockyard.oci import mediatypes
 from dockyard.oci.digest import Digest
-from dockyard.oci.manifest import Descriptor, InvalidManifest, ParsedManifest, parse
+from dockyard.oci.manifest import Descriptor, InvalidManifest, ParsedManifest, Platform, parse
 
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -84,6 +84,7 @@ def test_layers_may_be_missing_or_empty() -> None:
 def test_non_distributable_layers_are_not_required(layer_type: str) -> None:
     parsed = run(image(layers=[desc("l1"), desc("foreign", layer_type, urls=["https://x"])]))
     assert [str(d.digest) for d in parsed.blobs] == [digest("config"), digest("l1")]
+    assert [layer.urls for layer in parsed.layers] == [(), ("https://x",)]
 
 
 def test_docker_schema2_manifest() -> None:
@@ -132,6 +133,13 @@ def test_index_lists_children() -> None:
     assert [str(d.digest) for d in parsed.children] == [digest("m1"), digest("m2")]
     assert parsed.blobs == ()
     assert parsed.artifact_type is None
+
+
+def test_index_children_carry_their_platform() -> None:
+    entry = desc("m1", mediatypes.OCI_MANIFEST,
+                 platform={"architecture": "arm64", "os": "linux", "variant": "v8"})
+    parsed = run(index(manifests=[entry, desc("m2", mediatypes.OCI_MANIFEST)]))
+    assert [d.platform for d in parsed.children] == [Platform("arm64", "linux"), None]
 
 
 def test_index_with_subject_and_artifact_type() -> None:
@@ -253,6 +261,10 @@ def test_not_a_json_object(content: bytes) -> None:
     index(manifests={}),
     index(manifests=[{"mediaType": mediatypes.OCI_MANIFEST}]),
     index(subject=desc("s", size=-1)),
+    image(layers=[desc("l", urls="https://x")]),
+    image(layers=[desc("l", urls=[5])]),
+    index(manifests=[desc("m", platform="linux/amd64")]),
+    index(manifests=[desc("m", platform={"os": "linux"})]),
 ])
 def test_invalid_documents(document: dict[str, Any]) -> None:
     with pytest.raises(InvalidManifest):
