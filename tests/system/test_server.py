@@ -21,7 +21,8 @@ import requests
 import yaml
 
 from dockyard.server.supervisor import configured_log_level
-from tests.server import RunningRegistry, running_registry
+from tests.backends import Services
+from tests.server import RunningRegistry, deep_merge, running_registry
 from tests.system.api.client import Client
 
 REGISTRY_LIBRARIES = ("aiohttp", "pydantic_core", "sqlalchemy")
@@ -199,19 +200,38 @@ def test_a_missing_tls_file_is_named(tmp_path: Path, workers: int) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_worker_that_cannot_start_stops_the_server(tmp_path: Path, workers: int) -> None:
-    """Found only where the worker builds the app: it must stop the server, not loop."""
+def test_an_unreadable_token_key_file_is_named(tmp_path: Path, workers: int) -> None:
+    """Once found only where each worker builds the app: it restarted them forever."""
     bundle = tmp_path / "missing-bundle.pem"
     config = {"auth": {"token": {"realm": "https://auth.example/token", "service": "registry",
                                  "issuer": "auth.example", "rootcertbundle": str(bundle)}}}
     status, output, seconds = _serve(tmp_path, config, workers)
     assert status == 1
     assert seconds < START_LIMIT
-    assert f"cannot start serving: cannot read root certificate bundle {bundle}" in output
+    assert (f"dockyard: auth.token.rootcertbundle: cannot read root certificate bundle {bundle}"
+            in output), output
     assert "Traceback" not in output
-    if workers > 1:
-        assert "a worker could not start (exit status 3); stopping" in output, output
-        assert "starting another" not in output
+
+
+def test_a_worker_that_dies_before_serving_stops_the_supervisor() -> None:
+    """What no start-up check foresaw: the supervisor stops instead of restarting forever.
+
+    The workers here are handed a configuration they cannot read, so they die at once.
+    """
+    program = (
+        "import sys\n"
+        "from dockyard.server.supervisor import Plan, Supervisor\n"
+        "plan = Plan(workers=2, config_path=None, config=b'not a pickle', log_level='info',\n"
+        "            log_formatter='text', log_fields={}, drain_timeout=1.0, metrics=False,\n"
+        "            debug=False)\n"
+        "sys.exit(Supervisor(plan).run())\n")
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            timeout=START_LIMIT, check=False)
+    assert result.returncode == 1
+    assert time.monotonic() - started < START_LIMIT
+    assert "a worker could not start (exit status 1); stopping" in result.stderr
+    assert "starting another" not in result.stderr
 
 
 def test_workers_die_with_a_killed_supervisor(two_workers: RunningRegistry) -> None:
@@ -257,5 +277,15 @@ def test_a_data_directory_that_takes_no_files_is_named(tmp_path: Path) -> None:
     config = {"storage": {"filesystem": {"rootdirectory": str(occupied)}}}
     status, output, _ = _serve(tmp_path, config, workers=1)
     assert status == 1
-    assert f"dockyard: storage.filesystem.rootdirectory: cannot write to {occupied}: " in output
+    assert f"dockyard: storage.filesystem.rootdirectory: cannot write to {occupied}" in output
+    assert "Traceback" not in output
+
+
+def test_a_missing_bucket_stops_serve(tmp_path: Path, services: Services) -> None:
+    """It used to start, report ready, and answer the first upload with a 500."""
+    config = deep_merge(services.config_for("s3"), {"storage": {"s3": {"bucket": "not-made"}}})
+    status, output, _ = _serve(tmp_path, config, workers=1)
+    assert status == 1
+    assert (f"dockyard: storage.s3: bucket 'not-made' does not exist at "
+            f"{services.moto.endpoint}") in output, output
     assert "Traceback" not in output

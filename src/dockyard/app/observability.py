@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
@@ -57,12 +56,6 @@ def _driver(config: Config) -> str:
     return "s3" if config.storage.s3 is not None else "filesystem"
 
 
-def _filesystem_root(config: Config) -> Path | None:
-    if config.storage.s3 is not None:
-        return None
-    return Path(config.storage.filesystem.rootdirectory).resolve()
-
-
 class Observed:
     """One worker's observability: wraps the ports, then adds routes and middleware."""
 
@@ -85,7 +78,7 @@ class Observed:
         """The ports the registry should use; readiness checks the unwrapped ones."""
         self._readiness = Readiness({
             "database": database_check(engines.read, SCHEMA_HEAD),
-            "storage": storage_check(store, _filesystem_root(self._config)),
+            "storage": storage_check(store),
         })
         if not self._metrics and self._tracer is None:
             return store, metadata
@@ -138,7 +131,7 @@ def health_checks(config: Config, store: BlobStore | None) -> HealthRegistry:
     driver = health.storagedriver
     if driver.enabled and store is not None:
         checks.append(PeriodicCheck(
-            f"storagedriver_{_driver(config)}", storage_check(store, _filesystem_root(config)),
+            f"storagedriver_{_driver(config)}", storage_check(store),
             parse_duration(driver.interval), driver.threshold))
     for entry in health.file:
         checks.append(PeriodicCheck(entry.file, file_check(entry.file),

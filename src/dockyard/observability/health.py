@@ -15,14 +15,12 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
 from sqlalchemy import text
 
-from dockyard.oci.digest import Digest
-from dockyard.storage.base import BlobStore
+from dockyard.storage.base import BlobStore, StoreUnusable
 
 if TYPE_CHECKING:  # SQLAlchemy's asyncio extension (and ORM) stay out of the supervisor
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,10 +28,6 @@ if TYPE_CHECKING:  # SQLAlchemy's asyncio extension (and ORM) stay out of the su
 log = logging.getLogger("dockyard.health")
 
 Check = Callable[[], Awaitable[None]]
-
-PROBE_DIGEST = Digest("sha256", "0" * 64)
-"""Asked for by the storage check: answering "not here" proves the backend answers."""
-
 
 class Unhealthy(Exception):
     """A check's failure, worded for the operator."""
@@ -72,13 +66,14 @@ def database_check(engine: AsyncEngine, head: str | None) -> Check:
     return check
 
 
-def storage_check(store: BlobStore, root: Path | None = None) -> Check:
-    """The backend answers a lookup; a filesystem root must also exist and be writable."""
+def storage_check(store: BlobStore) -> Check:
+    """The store can hold blobs now (its bucket exists and lets us in, its root takes files)."""
 
     async def check() -> None:
-        if root is not None and not (root.is_dir() and os.access(root, os.W_OK | os.X_OK)):
-            raise Unhealthy(f"{root} is not a writable directory")
-        await store.stat(PROBE_DIGEST)
+        try:
+            await store.verify()
+        except StoreUnusable as exc:
+            raise Unhealthy(str(exc)) from None
 
     return check
 

@@ -129,6 +129,7 @@ class InstrumentedBlobStore(BlobStore):
         port = _Port(metrics.STORAGE_DURATION, metrics.STORAGE_ERRORS, (driver,), "storage",
                      tracer)
         self._inner = inner
+        self._verify = port.call("verify")
         self._stat = port.call("stat")
         self._read = port.stream("read")
         self._redirect_url = port.call("redirect_url")
@@ -145,6 +146,9 @@ class InstrumentedBlobStore(BlobStore):
         self._read_upload = port.stream("read_upload")
         self._commit_upload = port.call("commit_upload")
         self._delete_upload = port.call("delete_upload")
+
+    def verify(self) -> Coroutine[Any, Any, None]:
+        return self._verify(self._inner.verify())
 
     def stat(self, digest: Digest) -> Coroutine[Any, Any, int | None]:
         return self._stat(self._inner.stat(digest))

@@ -12,17 +12,19 @@ unreadable one is named in one line instead of failing every worker.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import os
 import socket
 import ssl
-import tempfile
 from pathlib import Path
 
-from dockyard.app.backends import sqlite_file
+from dockyard.app.backends import build_blob_store, sqlite_file
 from dockyard.config import Config
 from dockyard.server import tls as tls_module
+from dockyard.storage.base import StoreUnusable
+from dockyard.unavailable import ServiceUnavailable
 
 LOCK_SUFFIX = ".server-lock"
 
@@ -171,23 +173,30 @@ def hold_database(config: Config) -> int | None:
     return descriptor
 
 
-def check_blob_root(config: Config) -> None:
-    """The filesystem driver's root exists (or can be made) and takes new files."""
-    if config.storage.s3 is not None:
-        return
-    root = Path(config.storage.filesystem.rootdirectory).resolve()
+def check_blob_store(config: Config) -> None:
+    """The blob store can hold blobs: the bucket exists and lets us in, the root takes files."""
+    key = "storage.s3" if config.storage.s3 is not None else "storage.filesystem.rootdirectory"
+
+    async def verify() -> None:
+        store = build_blob_store(config)
+        try:
+            await store.verify()
+        finally:
+            await store.close()
+
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=root):
-            pass
-    except OSError as exc:
-        raise StartupError(f"storage.filesystem.rootdirectory: cannot write to {root}: "
-                           f"{exc.strerror}") from None
+        asyncio.run(verify())
+    except StoreUnusable as exc:
+        raise StartupError(f"{key}: {exc}") from None
+    except ServiceUnavailable as exc:
+        raise StartupError(f"{key}: cannot reach the store: {exc}") from None
+    except OSError as exc:  # the filesystem driver makes its folders when built
+        raise StartupError(f"{key}: cannot write to {exc.filename}: {exc.strerror}") from None
 
 
 def preflight(config: Config) -> None:
     """Every check. The database lock stays held until this process (or its exec) ends."""
     check_files(config)
-    check_blob_root(config)
+    check_blob_store(config)
     claim_address(config)
     hold_database(config)

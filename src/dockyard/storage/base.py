@@ -37,8 +37,21 @@ class UploadBusy(Exception):
     """Another request is writing the staged upload, or its size moved since it was read."""
 
 
+class StoreUnusable(Exception):
+    """The store cannot hold blobs as configured (no such bucket, access denied, a root that
+    takes no files); the message names what and where."""
+
+
 class BlobStore(ABC):
     """Where blob bytes live. tests/contract/storage/ holds every driver to this contract."""
+
+    @abstractmethod
+    async def verify(self) -> None:
+        """Raise StoreUnusable unless blobs can be stored now.
+
+        For start-up and readiness: a lookup proves little (on S3 a missing bucket answers
+        a missing blob's HEAD with 404 like a missing key), so each driver checks its own.
+        """
 
     @abstractmethod
     async def stat(self, digest: Digest) -> int | None:

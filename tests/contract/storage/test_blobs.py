@@ -104,3 +104,12 @@ def test_a_local_path_or_redirect_url_serves_exactly_the_blob(run: Run) -> None:
             assert part.status_code == 206 and part.content == data[10:20]
 
     run(scenario)
+
+
+def test_a_working_store_verifies(run: Run) -> None:
+    """What readiness and `serve` ask before anything else: the store can hold blobs now."""
+
+    async def scenario(nodes: Nodes) -> None:
+        await nodes().verify()
+
+    run(scenario)

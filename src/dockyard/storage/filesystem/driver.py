@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from dockyard.storage.base import (
     ChunkObserver,
     CommitCheck,
     StoredBlob,
+    StoreUnusable,
     UploadBusy,
     UploadMissing,
 )
@@ -48,6 +50,17 @@ class FilesystemBlobStore(BlobStore):
 
     def _upload_file(self, upload_id: str) -> str:
         return f"{self._uploads_dir}/{upload_id}"
+
+    async def verify(self) -> None:
+        await asyncio.to_thread(self._verify)
+
+    def _verify(self) -> None:
+        for folder in (self._blobs, self._uploads):
+            try:
+                with tempfile.TemporaryFile(dir=folder):
+                    pass
+            except OSError as exc:
+                raise StoreUnusable(f"cannot write to {folder}: {exc.strerror}") from None
 
     async def stat(self, digest: Digest) -> int | None:
         try:

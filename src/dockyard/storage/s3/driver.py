@@ -46,6 +46,7 @@ from dockyard.storage.base import (
     BlobStore,
     ChunkObserver,
     StoredBlob,
+    StoreUnusable,
     UploadBusy,
     UploadMissing,
 )
@@ -265,6 +266,22 @@ class S3BlobStore(BlobStore):
         return arguments
 
     # -- blobs --------------------------------------------------------------------------------
+
+    @_translating
+    async def verify(self) -> None:
+        bucket = self.options.bucket
+        where = self.options.endpoint_url or f"region {self.options.region}"
+        s3 = await self._s3()
+        try:
+            await s3.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in NOT_FOUND or code == "NoSuchBucket":
+                raise StoreUnusable(f"bucket {bucket!r} does not exist at {where}") from None
+            if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                raise StoreUnusable(f"bucket {bucket!r} at {where}: access denied ({code}); "
+                                    "check the credentials") from None
+            raise StoreUnusable(f"bucket {bucket!r} at {where}: {code or exc}") from None
 
     @_translating
     async def stat(self, digest: Digest) -> int | None:

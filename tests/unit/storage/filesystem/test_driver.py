@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.oci.digest import Digest
-from dockyard.storage.base import UploadBusy
+from dockyard.storage.base import StoreUnusable, UploadBusy
 from dockyard.storage.filesystem.driver import FilesystemBlobStore
 from tests.blobs import chunks
 
@@ -56,3 +56,13 @@ def test_holding_an_upload_excludes_other_processes(tmp_path: Path) -> None:
             pass
 
     asyncio.run(scenario())
+
+
+def test_a_root_that_takes_no_files_does_not_verify(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    asyncio.run(store.verify())
+    (tmp_path / "uploads").rmdir()
+    (tmp_path / "uploads").write_text("in the way")
+    with pytest.raises(StoreUnusable) as raised:
+        asyncio.run(store.verify())
+    assert str(raised.value).startswith(f"cannot write to {tmp_path / 'uploads'}: ")

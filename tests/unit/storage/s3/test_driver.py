@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from dockyard.oci.digest import Digest
+from dockyard.storage.base import StoreUnusable
 from dockyard.storage.s3.driver import MIN_CHUNK_SIZE, S3BlobStore, S3Options, StorageUnavailable
 from tests.backends import S3_CHUNK_SIZE, Services
 from tests.blobs import chunks, collect, s3_options
@@ -96,3 +97,17 @@ def test_a_refused_request_is_not_mistaken_for_an_outage(options: S3Options) -> 
 def test_parts_below_the_s3_minimum_are_refused(options: S3Options) -> None:
     with pytest.raises(ValueError, match="chunk size"):
         S3BlobStore(replace(options, chunk_size=MIN_CHUNK_SIZE - 1))
+
+
+def test_a_missing_bucket_does_not_verify(options: S3Options) -> None:
+    """A missing blob's HEAD answers 404 in a missing bucket too: only verify tells them apart."""
+    async def scenario(nodes: Callable[[], S3BlobStore]) -> None:
+        store = nodes()
+        assert await store.stat(Digest.of(b"x")) is None  # what readiness used to ask
+        with pytest.raises(StoreUnusable) as raised:
+            await store.verify()
+        assert str(raised.value) == (
+            f"bucket 'no-such-bucket' does not exist at {options.endpoint_url}")
+
+    run(replace(options, bucket="no-such-bucket"), scenario)
+
