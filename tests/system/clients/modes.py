@@ -23,9 +23,11 @@ USERS = {"alice": "alice-pw", "bob": "bob-pw"}
 ACCESS = {"rules": [
     {"repositories": ["team/**"], "users": ["alice"], "actions": ["*"]},
     {"repositories": ["team/**"], "users": ["bob"], "actions": ["pull"]},
+    {"repositories": ["public/**"], "users": ["alice"], "actions": ["*"]},
+    {"repositories": ["public/**"], "anonymouspull": True},
 ]}
 PUSHER = "alice"
-"""May push and pull under team/."""
+"""May push and pull under team/ and public/, which anyone may pull."""
 PULLER = "bob"
 """May only pull under team/."""
 

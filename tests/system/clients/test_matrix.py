@@ -58,3 +58,17 @@ def test_refusals(served: Served, client: NewSession, served_repo: str) -> None:
                for status in served.statuses(method, f"/v2/{served_repo}/")
                if status in (401, 403)]
     assert refused
+
+
+@pytest.mark.parametrize("served", [mode for mode in MODES if mode != "anonymous"],
+                         indirect=True)  # in anonymous mode every pull is anonymous already
+def test_anonymous_pull_of_a_public_repository(served: Served, client: NewSession,
+                                               served_repo: str) -> None:
+    """A rule with anonymouspull lets a client without credentials pull, in both modes.
+
+    skopeo, podman and buildah send an empty Basic pair then; docker and ctr send nothing.
+    """
+    repository = served_repo.replace("team/", "public/", 1)
+    reference = f"{served.host}/{repository}:v1"
+    pushed = client(PUSHER).push(reference)
+    assert client(None).pull(reference) == pushed
