@@ -41,7 +41,7 @@ def test_plain_http_gets_400_and_https_keeps_working(tmp_path: Path, workers: in
     workdir = tmp_path / "server"
     workdir.mkdir()
     with running_registry(workdir, config, workers=workers) as server:
-        for _ in range(4):  # new connections: with two workers, both answer some
+        for _ in range(4):  # a new connection each: SO_REUSEPORT spreads them over workers
             assert _plain_http(server) == GO_ANSWER
             assert _https_status(server, pki.ca_path) == 200
         assert pki.issue("server") == (cert, key)  # a new pair in the same files

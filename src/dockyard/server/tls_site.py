@@ -18,6 +18,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 log = logging.getLogger("dockyard.server.tls")
 
@@ -85,7 +86,7 @@ class TlsSite(web.BaseSite):
 
     @property
     def name(self) -> str:
-        return f"https://{self._host}:{self._port}"
+        return str(URL.build(scheme="https", host=self._host, port=self._port))
 
     async def start(self) -> None:
         """Bind every address of the host (as asyncio's create_server), then accept."""
