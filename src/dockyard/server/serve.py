@@ -40,6 +40,7 @@ from dockyard.server import supervisor, tls
 from dockyard.server.debug_listener import debug_store
 from dockyard.server.drain import FORCE_CLOSE_TIMEOUT, drain
 from dockyard.server.preflight import StartupError, preflight
+from dockyard.server.tls_site import TlsSite
 
 log = logging.getLogger("dockyard.server.serve")
 
@@ -51,6 +52,9 @@ def _register_tls_reload(context: ssl.SSLContext, current: TlsConfig) -> None:
 
     reload.register(("http.tls",), reload_tls)
 
+
+BACKLOG = 1024
+"""Pending connections the kernel queues per worker before refusing more."""
 
 STARTUP_FAILED = 3
 """A worker's exit status when it could not start serving: the supervisor then stops."""
@@ -95,14 +99,12 @@ async def _serve(config: Config, config_path: str | None = None,
         await runner.setup()
         ssl_context = (tls.make_context(config.http.tls) if config.http.tls is not None
                        else None)
-        site = web.TCPSite(
-            runner,
-            config.http.bind_host,
-            config.http.bind_port,
-            reuse_port=True,
-            backlog=1024,
-            ssl_context=ssl_context,
-        )
+        site: web.BaseSite = (
+            web.TCPSite(runner, config.http.bind_host, config.http.bind_port,
+                        reuse_port=True, backlog=BACKLOG)
+            if ssl_context is None
+            else TlsSite(runner, config.http.bind_host, config.http.bind_port,
+                         ssl_context=ssl_context, backlog=BACKLOG))
         await site.start()
     except Exception as exc:
         raise _WorkerStartFailed(str(exc) or type(exc).__name__) from exc
