@@ -63,11 +63,20 @@ def test_refusals(served: Served, client: NewSession, served_repo: str) -> None:
 @pytest.mark.parametrize("served", [mode for mode in MODES if mode != "anonymous"],
                          indirect=True)  # in anonymous mode every pull is anonymous already
 def test_anonymous_pull_of_a_public_repository(served: Served, client: NewSession,
-                                               served_repo: str) -> None:
+                                               served_repo: str,
+                                               request: pytest.FixtureRequest) -> None:
     """A rule with anonymouspull lets a client without credentials pull, in both modes.
 
     skopeo, podman and buildah send an empty Basic pair then; docker and ctr send nothing.
+    docker cannot in Basic mode: once /v2/ answered with a Basic challenge, its Basic handler
+    refuses to send any request without credentials (and then falls back to plain HTTP).
+    Answering anonymous callers' /v2/ with 200 instead would leave docker without the
+    challenge it needs to log in and push, so anonymous docker pulls need bearer mode, as on
+    Docker Hub. Strict: if a docker release lifts this, the test says so.
     """
+    if request.node.callspec.params["client"] == "docker" and served.mode == "basic":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="docker sends nothing without credentials to a Basic realm"))
     repository = served_repo.replace("team/", "public/", 1)
     reference = f"{served.host}/{repository}:v1"
     pushed = client(PUSHER).push(reference)
