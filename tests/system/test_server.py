@@ -21,6 +21,7 @@ import requests
 import yaml
 
 from dockyard.server.supervisor import configured_log_level
+from tests.authkit import auth_config, basic, write_htpasswd
 from tests.backends import Services
 from tests.server import RunningRegistry, deep_merge, running_registry
 from tests.system.api.client import Client
@@ -111,6 +112,44 @@ def test_a_killed_worker_is_replaced(two_workers: RunningRegistry) -> None:
         response = requests.get(two_workers.url + "/v2/", timeout=10,
                                 headers={"Connection": "close"})
         assert response.status_code == 200
+
+
+def test_a_worker_started_after_a_reload_serves_the_reloaded_configuration(
+        tmp_path: Path) -> None:
+    """The supervisor hands new workers the configuration it started with; one started after
+    a SIGHUP must still end up with the file as it is now (here: another htpasswd file)."""
+    first = write_htpasswd(tmp_path / "first", {"alice": "a-secret"})
+    second = write_htpasswd(tmp_path / "second", {"bob": "b-secret"})
+    workdir = tmp_path / "server"
+    workdir.mkdir()
+    with running_registry(workdir, auth_config(first), workers=2) as server:
+        assert server.process is not None
+        first_worker, second_worker = _wait_for_workers(server.process.pid, 2)
+        _wait_until_serving(server, 2)
+        server.config_path.write_text(yaml.safe_dump(deep_merge(
+            server.config, auth_config(second))))
+        os.kill(server.process.pid, signal.SIGHUP)
+        for _ in range(20):  # new connections: both workers answer
+            _wait_for_status(server, basic("bob", "b-secret"), 200)
+        os.kill(first_worker, signal.SIGKILL)
+        _wait_for_workers(server.process.pid, 1, exclude=frozenset({first_worker,
+                                                                    second_worker}))
+        _wait_until_serving(server, 3)
+        for _ in range(20):
+            _wait_for_status(server, basic("bob", "b-secret"), 200)
+        for _ in range(4):  # more failed logins than this are answered 429
+            assert requests.get(server.url + "/v2/", headers={
+                **basic("alice", "a-secret"), "Connection": "close"}, timeout=10,
+            ).status_code == 401
+
+
+def _wait_for_status(server: RunningRegistry, headers: dict[str, str], status: int,
+                     timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (answer := requests.get(server.url + "/v2/", headers={**headers, "Connection": "close"},
+                                  timeout=10).status_code) != status:
+        assert time.monotonic() < deadline, f"still {answer}, not {status}"
+        time.sleep(0.1)
 
 
 def test_an_invalid_configuration_stops_serve_before_any_worker(tmp_path: Path) -> None:

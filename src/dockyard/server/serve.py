@@ -109,9 +109,9 @@ async def _serve(config: Config, config_path: str | None = None,
     except Exception as exc:
         raise _WorkerStartFailed(str(exc) or type(exc).__name__) from exc
     log.info("listening on %s", config.http.addr)
-    _announce_ready(ready_fd)
     if ssl_context is not None and config.http.tls is not None:
         _register_tls_reload(ssl_context, config.http.tls)
+    _announce_ready(ready_fd)  # after every reload hook: the supervisor now passes SIGHUPs on
     debug_runner = (await start_debug_server(config, debug_store(config), None)
                     if debug else None)
     await stop.wait()

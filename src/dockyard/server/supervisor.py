@@ -113,7 +113,8 @@ def configured_log_level(config_path: str | None) -> str | None:
 class _Slot:
     """One worker place: its current process, whether it served, when to restart it."""
 
-    __slots__ = ("child", "failures", "ready", "ready_pipe", "restart_at", "started")
+    __slots__ = ("child", "failures", "ready", "ready_pipe", "reload_pending", "restart_at",
+                 "started")
 
     def __init__(self) -> None:
         self.child: Worker | None = None
@@ -123,6 +124,8 @@ class _Slot:
         self.failures = 0
         """Deaths in a row soon after starting: the restart delay doubles with each."""
         self.restart_at = 0.0
+        self.reload_pending = False
+        """A SIGHUP to pass on once the worker serves: before that it would ignore it."""
 
     def poll_ready(self) -> None:
         """Read the worker's one-byte 'serving' message, or the pipe's end if it died first."""
@@ -135,6 +138,9 @@ class _Slot:
         self.ready = bool(message)
         os.close(self.ready_pipe)
         self.ready_pipe = None
+        if self.ready and self.reload_pending and self.child is not None:
+            self.reload_pending = False
+            self.child.send_signal(signal.SIGHUP)
 
 
 class Supervisor:
@@ -146,6 +152,9 @@ class Supervisor:
         self._slots: list[_Slot] = []
         self._stopping = False
         self._hangup = False
+        self._reloaded = False
+        """Whether a SIGHUP came: workers started since then are sent one once they serve,
+        as the configuration they were handed is the one from before it."""
 
     @property
     def _children(self) -> list[Worker]:
@@ -166,6 +175,7 @@ class Supervisor:
         with contextlib.suppress(BrokenPipeError), child.stdin:  # if it died, it is replaced
             child.stdin.write(self._plan.config)
         slot.child, slot.ready_pipe, slot.ready = child, read_end, False
+        slot.reload_pending = self._reloaded
         slot.started = time.monotonic()
 
     def _stop(self, signum: int, _frame: object) -> None:
@@ -176,10 +186,15 @@ class Supervisor:
 
     def _reload(self) -> None:
         """SIGHUP: every worker reloads for itself; here only the log level applies."""
-        self._hangup = False
-        for child in self._children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGHUP)
+        self._hangup, self._reloaded = False, True
+        for slot in self._slots:
+            slot.poll_ready()
+            if slot.child is None or slot.child.poll() is not None:
+                continue
+            if slot.ready:
+                slot.child.send_signal(signal.SIGHUP)
+            else:  # still starting, SIGHUP ignored: passed on once it serves
+                slot.reload_pending = True
         level = configured_log_level(self._plan.config_path)
         if level is not None:
             set_level(level)
