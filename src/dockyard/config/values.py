@@ -1,4 +1,4 @@
-"""Value types shared by the sections: Go durations, host:port, URLs, database URLs.
+"""Value types shared by the sections: Go durations, host:port, URLs, database URLs, sizes.
 
 distribution's configs write these as Go does (`1h30m`, `[::1]:5000`), so the checks follow
 Go's rules; each annotated type keeps the text as written and refuses what would fail later.
@@ -10,7 +10,7 @@ import re
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -73,19 +73,28 @@ def _check_addr(value: str) -> str:
     return value
 
 
+_USERINFO = re.compile(r"^([^:/?#]*://)[^/?#]*@")
+
+
+def shown_url(value: str) -> str:
+    """A URL fit for an error message: credentials written into it are left out."""
+    return _USERINFO.sub(r"\1***@", value)
+
+
 def _check_http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {value!r}")
+        raise ValueError(f"not an http(s) URL: {shown_url(value)!r}")
     return value
 
 
 def _check_base_url(value: str) -> str:
-    """Clients are redirected to this URL, so anything beyond scheme and authority is a bug."""
+    """Clients are redirected to this URL, and an upstream is addressed by it: anything beyond
+    scheme and authority is a mistake (credentials have keys of their own)."""
     _check_http_url(value)
     parts = urlsplit(value)
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        raise ValueError(f"must be scheme://host[:port] only: {value!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ValueError(f"must be scheme://host[:port] only: {shown_url(value)!r}")
     try:
         _ = parts.port  # urlsplit only checks the port when asked
     except ValueError:
@@ -107,6 +116,40 @@ def _check_database_url(value: str) -> str:
     return value
 
 
+_SIZE_UNITS: dict[str, int] = {
+    "B": 1,
+    **{f"{prefix}B": 1000**power for power, prefix in enumerate("KMGTP", 1)},
+    **{f"{prefix}iB": 1024**power for power, prefix in enumerate("KMGTP", 1)},
+    "kB": 1000,
+}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([A-Za-z]*)")
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes in a size written as an integer or a number and a unit: 500MB, 10GiB, 1TB.
+
+    KB, MB, GB, TB, PB count in powers of 1000, KiB ... PiB in powers of 1024, as the units
+    themselves say.
+    """
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.fullmatch(value.strip())
+        if match is None or match.group(2) not in (*_SIZE_UNITS, ""):
+            raise ValueError(f"not a size: {value!r} (expected bytes, or e.g. 500MB, 10GiB, 1TB)")
+        size = int(float(match.group(1)) * _SIZE_UNITS.get(match.group(2), 1))
+    if size < 1:
+        raise ValueError(f"must be at least one byte: {value!r}")
+    return size
+
+
+def _check_size(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("not a size: expected bytes as an integer, or e.g. 500MB, 10GiB, 1TB")
+    parse_size(value)
+    return value
+
+
 Duration = Annotated[str, AfterValidator(_check_duration)]
 PositiveDuration = Annotated[Duration, AfterValidator(_check_positive_duration)]
 HostPort = Annotated[str, AfterValidator(_check_addr)]
@@ -114,3 +157,5 @@ HttpURL = Annotated[str, AfterValidator(_check_http_url)]
 BaseURL = Annotated[str, AfterValidator(_check_base_url)]
 URLPath = Annotated[str, AfterValidator(_check_url_path)]
 DatabaseURL = Annotated[str, AfterValidator(_check_database_url)]
+ByteSize = Annotated[int | str, BeforeValidator(_check_size)]
+"""A size as written (bytes, or a number with a unit); `parse_size` gives the bytes."""
