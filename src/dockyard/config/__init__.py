@@ -14,6 +14,7 @@ from dockyard.config.auth import AuthConfig
 from dockyard.config.errors import ConfigError
 from dockyard.config.http import TlsConfig
 from dockyard.config.loader import load_config
+from dockyard.config.mirror import MirrorConfig, ProxyConfig
 from dockyard.config.notifications import NotificationEndpointConfig
 from dockyard.config.root import Config
 from dockyard.config.values import parse_duration, split_host_port
@@ -22,7 +23,9 @@ __all__ = [
     "AuthConfig",
     "Config",
     "ConfigError",
+    "MirrorConfig",
     "NotificationEndpointConfig",
+    "ProxyConfig",
     "TlsConfig",
     "load_config",
     "parse_duration",

@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 
 from dockyard.config.environment import KeyPath, apply_environ
 from dockyard.config.errors import ConfigError
+from dockyard.config.mirror import ENVIRON
 from dockyard.config.root import Config
 
 
@@ -96,9 +97,10 @@ def _origin(loc: tuple[int | str, ...], origins: Mapping[KeyPath, str]) -> str:
     return ""
 
 
-def _validate(raw: dict[Any, Any], origins: Mapping[KeyPath, str]) -> Config:
+def _validate(raw: dict[Any, Any], origins: Mapping[KeyPath, str],
+              environ: Mapping[str, str]) -> Config:
     try:
-        return Config.model_validate(raw)
+        return Config.model_validate(raw, context={ENVIRON: environ})
     except ValidationError as exc:
         problems = [
             f"{_key_path(e['loc'])}: {_describe(e)}{_origin(e['loc'], origins)}"
@@ -113,5 +115,6 @@ def load_config(path: str | Path | None, environ: Mapping[str, str] | None = Non
     Raises ConfigError, never a pydantic or YAML exception, so callers report one kind of error.
     """
     raw = _read_yaml(Path(path)) if path is not None else {}
-    origins = apply_environ(raw, os.environ if environ is None else environ)
-    return _validate(raw, origins)
+    environ = os.environ if environ is None else environ
+    origins = apply_environ(raw, environ)
+    return _validate(raw, origins, environ)

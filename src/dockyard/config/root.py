@@ -13,6 +13,7 @@ from dockyard.config.health import HealthConfig
 from dockyard.config.http import HttpConfig
 from dockyard.config.limits import LimitsConfig
 from dockyard.config.log import LogConfig
+from dockyard.config.mirror import MirrorConfig, MirrorList, ProxyConfig
 from dockyard.config.notifications import NotificationsConfig
 from dockyard.config.redis import RedisConfig
 from dockyard.config.section import Section
@@ -40,6 +41,8 @@ class Config(Section):
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    proxy: ProxyConfig | None = None
+    mirrors: MirrorList = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _client_certificates_verified(self) -> Config:
@@ -74,6 +77,13 @@ class Config(Section):
             return self.database.url
         root = Path(self.storage.filesystem.rootdirectory).resolve()
         return f"sqlite+aiosqlite:///{root / DATABASE_FILENAME}"
+
+    def upstreams(self) -> list[MirrorConfig]:
+        """Every mirrored upstream: the `mirrors` entries in their order, then `proxy` (if
+        set) as the catch-all with the empty prefix, since it matches every repository."""
+        if self.proxy is None:
+            return list(self.mirrors)
+        return [*self.mirrors, self.proxy.upstream()]
 
     def token_key_directory(self) -> Path:
         """Where the built-in token service keeps its signing keys: with the data by default."""
