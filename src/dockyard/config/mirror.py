@@ -149,8 +149,8 @@ class MirrorConfig(Section):
         return self
 
     def password_value(self) -> str | None:
-        """The password from whichever source was configured (None: anonymous or token-less
-        username only)."""
+        """The password from whichever source was configured, read at load; None when none
+        was (anonymous pulls, or a username alone)."""
         return self._password
 
     @property
