@@ -30,7 +30,7 @@ import requests
 import yaml
 
 from tests.authkit import write_htpasswd
-from tests.server import free_port, require_tool
+from tests.server import free_port, require_tool, terminate, wait_until_ready
 from tests.system.api.client import Client, Manifest, digest_of, image_manifest, random_bytes
 
 _ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<uri>\S+) HTTP/[0-9.]+" (?P<status>\d{3}) ')
@@ -78,29 +78,17 @@ class ReferenceRegistry:
         with self.access_log.open("ab") as out, self.error_log.open("ab") as err:
             self.process = subprocess.Popen([self.binary, "serve", str(self.config_path)],
                                             stdout=out, stderr=err, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"docker-registry exited early:\n{self.errors()}")
-            try:
-                if requests.get(self.url + "/v2/", timeout=1).status_code in (200, 401):
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
+        if wait_until_ready(self.process, self._ready, timeout, "docker-registry", self.errors):
+            return
         self.stop()
         raise RuntimeError(f"docker-registry did not start:\n{self.errors()}")
 
+    def _ready(self) -> bool:
+        return requests.get(self.url + "/v2/", timeout=1).status_code in (200, 401)
+
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None and self.process.poll() is None:
+            terminate(self.process)
         self.process = None
 
     def errors(self) -> str:
