@@ -25,7 +25,7 @@ import boto3
 import pytest
 import requests
 
-from tests.server import free_port, require_service, unavailable
+from tests.server import free_port, require_service, terminate, unavailable
 
 BACKENDS = ("fs", "s3")
 POSTGRES_HOST = os.environ.get("DOCKYARD_TEST_PGHOST", "127.0.0.1")
@@ -135,12 +135,7 @@ class MotoServer:
                             aws_secret_access_key=S3_KEYS["secretkey"])
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
         self._log.close()
 
 

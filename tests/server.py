@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -62,6 +62,33 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def wait_until_ready(process: subprocess.Popen[bytes], ready: Callable[[], bool],
+                     timeout: float, name: str, log: Callable[[], str]) -> bool:
+    """Poll `ready` (a refused connection counts as not yet) until it holds: False when
+    `timeout` passes first, RuntimeError with the log when the process exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited early:\n{log()}")
+        try:
+            if ready():
+                return True
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def terminate(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after `timeout`."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class RunningRegistry:
     """A Dockyard server process and the addresses to reach it."""
 
@@ -101,16 +128,8 @@ class RunningRegistry:
              "--workers", str(self.workers)],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"dockyard exited early:\n{self.log_text()}")
-            try:
-                if self._ready():
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
+        if wait_until_ready(self.process, self._ready, timeout, "dockyard", self.log_text):
+            return
         self.stop()
         raise RuntimeError(f"dockyard did not start:\n{self.log_text()}")
 
