@@ -116,7 +116,8 @@ class MetadataStore(Protocol):
     async def put_manifest(self, repository: str, write: ManifestWrite,
                            events: Sequence[EventRow] = ()) -> None:
         """Store a manifest, its references and its tags, or nothing (MissingReferences when
-        the repository lacks a blob or child it names). Storing it again moves its tags."""
+        the repository lacks a blob or child it names, unless `write.references_required` is
+        False: a mirror's copy, whose blobs come later). Storing it again moves its tags."""
         ...
 
     async def delete_manifest(self, repository: str, digest: str,
