@@ -18,7 +18,13 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from dockyard.cache.base import Cache
-from dockyard.metadata.interfaces import GCStore, IntegrityStore, MaintenanceStores, MetadataStore
+from dockyard.metadata.interfaces import (
+    GCStore,
+    IntegrityStore,
+    MaintenanceStores,
+    MetadataStore,
+    MirrorStore,
+)
 from dockyard.metadata.records import (
     BlobRow,
     DeletedManifest,
@@ -59,10 +65,11 @@ class CachedMetadataStore:
         self.list_referrers = inner.list_referrers
 
     def maintenance(self) -> MaintenanceStores:
-        """The inner stores, with GC and the integrity check dropping the cache."""
+        """The inner stores, with GC, the integrity check and eviction dropping the cache."""
         inner = self._inner.maintenance()
         return dataclasses.replace(inner, gc=CachedGCStore(inner.gc, self._cache),
-                                   integrity=CachedIntegrityStore(inner.integrity, self._cache))
+                                   integrity=CachedIntegrityStore(inner.integrity, self._cache),
+                                   mirror=CachedMirrorStore(inner.mirror, self._cache))
 
     async def close(self) -> None:
         """Close the inner store, then the cache."""
@@ -191,3 +198,23 @@ class CachedIntegrityStore:
             return await self._inner.drop_blob(digest)
         finally:
             await self._cache.invalidate_all()
+
+
+class CachedMirrorStore:
+    """A MirrorStore dropping the repository's cached answers after an eviction."""
+
+    def __init__(self, inner: MirrorStore, cache: Cache) -> None:
+        self._inner = inner
+        self._cache = cache
+        self.tag_checked_at = inner.tag_checked_at
+        self.mark_tag_checked = inner.mark_tag_checked
+        self.mark_pulled = inner.mark_pulled
+        self.eviction_candidates = inner.eviction_candidates
+        self.cached_bytes = inner.cached_bytes
+
+    async def evict(self, repository: str, digest: str) -> bool:
+        """MirrorStore.evict (tags, manifests and links go), then the repository's answers."""
+        try:
+            return await self._inner.evict(repository, digest)
+        finally:
+            await self._cache.invalidate(repository)

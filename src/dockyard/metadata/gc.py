@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.metadata.batches import in_chunks
 from dockyard.metadata.engine import Engines
 from dockyard.metadata.interfaces import GCStore, Remove
+from dockyard.metadata.manifest_rows import delete_manifest_rows, listers_of
 from dockyard.metadata.records import BlobRow, DeletedManifest, ManifestNode, RepositoryGraph
 from dockyard.metadata.schema import (
     CHILD_REFERENCES,
@@ -32,7 +33,7 @@ from dockyard.metadata.schema import (
 )
 
 
-async def _lock_blobs(connection: AsyncConnection, digests: Sequence[str],
+async def lock_blobs(connection: AsyncConnection, digests: Sequence[str],
                       state: str) -> list[BlobRow]:
     """The blob rows among `digests` in `state`, locked FOR UPDATE in digest order (the order
     every writer locks them in, so two never wait on each other)."""
@@ -55,7 +56,7 @@ async def finish_deletions(engines: Engines, digests: Sequence[str], remove: Rem
     if not digests:
         return [], 0
     async with engines.begin_write() as connection:
-        done = await _lock_blobs(connection, digests, DELETING)
+        done = await lock_blobs(connection, digests, DELETING)
         if not done:
             return [], 0
         freed = await remove([row.digest for row in done])
@@ -96,7 +97,7 @@ class SQLGCStore(GCStore):
         if not digests:
             return []
         async with self._engines.begin_write() as connection:
-            rows = await _lock_blobs(connection, digests, LIVE)
+            rows = await lock_blobs(connection, digests, LIVE)
             locked = [row.digest for row in rows]
             if not locked:
                 return []
@@ -223,16 +224,8 @@ class SQLGCStore(GCStore):
             tagged = set((await connection.scalars(
                 select(tags.c.manifest_id).distinct().where(tags.c.manifest_id.in_(list(rows)))
             )).all())
-            parents: dict[str, set[int]] = {}
-            for edge in (await connection.execute(
-                select(manifest_references.c.digest, manifest_references.c.manifest_id)
-                .select_from(manifest_references.join(
-                    manifests, manifests.c.id == manifest_references.c.manifest_id))
-                .where(manifests.c.repository_id == repository_id,
-                       manifest_references.c.kind.in_(CHILD_REFERENCES),
-                       manifest_references.c.digest.in_([row.digest for row in rows.values()]))
-            )).all():
-                parents.setdefault(edge.digest, set()).add(int(edge.manifest_id))
+            parents = await listers_of(connection, repository_id,
+                                       [row.digest for row in rows.values()])
             doomed: list[DeletedManifest] = []
             gone: set[int] = set()
             for manifest_id in ids:
@@ -244,8 +237,5 @@ class SQLGCStore(GCStore):
                 gone.add(manifest_id)
                 doomed.append(DeletedManifest(manifest_id, row.digest, int(row.size)))
             if doomed:
-                await connection.execute(
-                    delete(manifest_references).where(manifest_references.c.manifest_id.in_(gone))
-                )
-                await connection.execute(delete(manifests).where(manifests.c.id.in_(gone)))
+                await delete_manifest_rows(connection, gone)
         return doomed

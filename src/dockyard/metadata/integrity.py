@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import and_, delete, exists, func, select, update
+from sqlalchemy import and_, delete, exists, false, func, select, update
 
 from dockyard.metadata.batches import present
 from dockyard.metadata.engine import Engines
@@ -69,7 +69,9 @@ class SQLIntegrityStore(IntegrityStore):
         columns = (repositories.c.name, parent.c.digest.label("manifest"),
                    manifest_references.c.digest, manifest_references.c.kind)
         query = select(*columns).select_from(holder).where(
-            (and_(manifest_references.c.kind == BLOB_REFERENCE, ~blob_held))
+            # A cached manifest's blobs are fetched when a client asks: not yet held is fine.
+            (and_(manifest_references.c.kind == BLOB_REFERENCE, ~blob_held,
+                  parent.c.cached == false()))
             | (and_(manifest_references.c.kind == MANIFEST_REFERENCE, ~child_held))
         ).order_by(repositories.c.name, parent.c.digest).limit(limit)
         async with self._engines.read.connect() as connection:

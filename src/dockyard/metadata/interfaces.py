@@ -16,6 +16,7 @@ from typing import Protocol
 
 from dockyard.metadata.records import (
     BlobRow,
+    CachedImage,
     DanglingReference,
     DeletedManifest,
     EventRow,
@@ -115,7 +116,8 @@ class MetadataStore(Protocol):
     async def put_manifest(self, repository: str, write: ManifestWrite,
                            events: Sequence[EventRow] = ()) -> None:
         """Store a manifest, its references and its tags, or nothing (MissingReferences when
-        the repository lacks a blob or child it names). Storing it again moves its tags."""
+        the repository lacks a blob or child it names, unless `write.references_required` is
+        False: a mirror's copy, whose blobs come later). Storing it again moves its tags."""
         ...
 
     async def delete_manifest(self, repository: str, digest: str,
@@ -288,6 +290,53 @@ class UploadPurgeStore(Protocol):
         ...
 
 
+class MirrorStore(Protocol):
+    """A pull-through mirror's bookkeeping: tag revalidation, pull times, and eviction.
+
+    Manifests a mirror caches are stored with `ManifestWrite.references_required=False`;
+    their blobs are linked as clients fetch them. Eviction only unlinks: the bytes go with
+    the next GC run, by its protocol.
+    """
+
+    async def tag_checked_at(self, repository: str, tag: str) -> datetime | None:
+        """When the mirror last asked its upstream where the tag points (aware UTC), or None:
+        within its TTL the cached tag is served without asking again."""
+        ...
+
+    async def mark_tag_checked(self, repository: str, tag: str,
+                               at: datetime | None = None) -> None:
+        """Record that the upstream was asked about the tag at `at` (now by default), whether
+        or not the tag moved, so the TTL restarts."""
+        ...
+
+    async def mark_pulled(self, repository: str, digests: Sequence[str],
+                          at: datetime | None = None) -> None:
+        """Record these manifests as pulled at `at` (now by default), so eviction keeps them
+        longest. One statement: it is on the pull path (the caller batches and throttles);
+        digests the repository does not hold are ignored."""
+        ...
+
+    async def eviction_candidates(self, prefix: str, pulled_before: datetime | None,
+                                  limit: int) -> list[CachedImage]:
+        """Up to `limit` cached manifests in repositories under `prefix` ("" for all), least
+        recently pulled first (one never pulled counts from when it was cached), optionally
+        only those last used before `pulled_before`. Only roots: a manifest an index of its
+        repository lists goes with that index."""
+        ...
+
+    async def cached_bytes(self, prefix: str) -> int:
+        """Bytes held for the repositories under `prefix` ("" for all): each blob linked
+        there once, plus their manifests. What a size limit is compared with."""
+        ...
+
+    async def evict(self, repository: str, digest: str) -> bool:
+        """In one transaction, delete the manifest with its tags, the children it lists that
+        nothing else in the repository lists, their pull and tag-check rows, and unlink the
+        blobs no remaining manifest of the repository references (GC then removes their
+        bytes safely). False if the repository does not hold the manifest."""
+        ...
+
+
 class EventLog(Protocol):
     """Where events that describe no change of their own (pulls) are recorded."""
 
@@ -306,3 +355,4 @@ class MaintenanceStores:
     usage: UsageStore
     integrity: IntegrityStore
     purge: UploadPurgeStore
+    mirror: MirrorStore

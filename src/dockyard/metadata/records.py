@@ -31,6 +31,10 @@ class ManifestWrite:
     optional_child_digests: tuple[str, ...] = ()
     """Manifests an index lists that the repository need not hold (a sparse index)."""
     tags: tuple[str, ...] = ()
+    references_required: bool = True
+    """False for a manifest a mirror caches before its blobs and children: every reference
+    is recorded (children as optional ones), none has to be held yet, and the row is marked
+    cached so the integrity check does not report the blobs it names as missing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +143,19 @@ class DanglingReference:
     manifest: str
     digest: str
     kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class CachedImage:
+    """A manifest a mirror cached, as eviction ranks it (see MirrorStore)."""
+
+    repository: str
+    digest: str
+    last_pulled_at: datetime | None
+    """None when it was never pulled since it was cached."""
+    size: int
+    """The manifest's bytes plus the stored blobs it and its children name, each blob once
+    per image: approximate, since layers shared with other images count for each."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,4 +4,4 @@ Kept as a constant so that a worker's readiness check need not load Alembic (abo
 process) to learn it; a test holds it equal to the last migration's revision.
 """
 
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"

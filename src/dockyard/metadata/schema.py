@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 DIGEST = String(160)
@@ -89,9 +91,12 @@ manifests = Table(
     Column("subject_digest", DIGEST, nullable=True),
     Column("annotations", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("cached", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
 )
+"""`cached`: stored by a mirror before the blobs and children it names (ManifestWrite's
+`references_required=False`), which it fetches when a client asks for them."""
 
 manifest_references = Table(
     "manifest_references",
@@ -113,6 +118,25 @@ tags = Table(
     PrimaryKeyConstraint("repository_id", "name"),
     Index("ix_tags_manifest", "manifest_id"),
 )
+
+mirror_pulls = Table(
+    "mirror_pulls",
+    metadata,
+    Column("manifest_id", Integer, ForeignKey("manifests.id"), primary_key=True),
+    Column("pulled_at", DateTime(timezone=True), nullable=False),
+)
+"""When a mirror last served each manifest: eviction drops the least recently pulled."""
+
+mirror_tag_checks = Table(
+    "mirror_tag_checks",
+    metadata,
+    Column("repository", ordered_string(255), nullable=False),
+    Column("tag", ordered_string(128), nullable=False),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("repository", "tag"),
+)
+"""When a mirror last asked its upstream where a tag points. By name, not by repository id:
+a tag may be checked (and found missing upstream) before the repository holds anything."""
 
 uploads = Table(
     "uploads",

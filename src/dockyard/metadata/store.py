@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, insert, select, update
@@ -14,6 +15,8 @@ from dockyard.metadata.gc import SQLGCStore
 from dockyard.metadata.integrity import SQLIntegrityStore
 from dockyard.metadata.interfaces import MaintenanceStores, MetadataStore, PlaceBytes
 from dockyard.metadata.leases import SQLLeaseStore
+from dockyard.metadata.manifest_rows import delete_manifest_rows
+from dockyard.metadata.mirror import SQLMirrorStore
 from dockyard.metadata.outbox import append_events
 from dockyard.metadata.purge import SQLUploadPurgeStore
 from dockyard.metadata.records import (
@@ -91,10 +94,12 @@ _STORED_CHILDREN = (
         manifests.c.digest.in_(bindparam("digests", expanding=True)),
     ).order_by(manifests.c.digest).with_for_update(read=True)
 )
-_MANIFEST_ID = select(manifests.c.id).where(
+_MANIFEST_ID = select(manifests.c.id, manifests.c.cached).where(
     manifests.c.repository_id == bindparam("repository_id"),
     manifests.c.digest == bindparam("digest"),
 ).with_for_update(read=True)
+_NOT_CACHED = update(manifests).where(manifests.c.id == bindparam("manifest_id")).values(
+    cached=False)
 _ADD_MANIFEST = Upsert(manifests, ["repository_id", "digest"], returning=["id"])
 _INSERT_REFERENCES = insert(manifest_references)
 _ADD_UPLOAD = Upsert(uploads, ["id"])
@@ -124,6 +129,7 @@ class SQLMetadataStore(MetadataStore):
             leases=SQLLeaseStore(self._engines), settings=SQLSettingStore(self._engines),
             gc=SQLGCStore(self._engines), usage=SQLUsageStore(self._engines),
             integrity=SQLIntegrityStore(self._engines), purge=SQLUploadPurgeStore(self._engines),
+            mirror=SQLMirrorStore(self._engines),
         )
 
     async def close(self) -> None:
@@ -311,20 +317,22 @@ class SQLMetadataStore(MetadataStore):
 
     async def put_manifest(self, repository: str, write: ManifestWrite,
                            events: Sequence[EventRow] = ()) -> None:
+        stored = write if write.references_required else _cached(write)
 
         async def transaction(connection: AsyncConnection) -> None:
             repository_id = await self._ensure_repository(connection, repository)
-            await self._share_blob_rows(connection, write.blob_digests)
+            await self._share_blob_rows(connection, stored.blob_digests)
             missing = MissingReferences(
                 blobs=await self._missing(
-                    connection, _LINKED_DIGESTS, repository_id, write.blob_digests),
+                    connection, _LINKED_DIGESTS, repository_id, stored.blob_digests)
+                if write.references_required else [],
                 manifests=await self._missing(
-                    connection, _STORED_CHILDREN, repository_id, write.child_digests,
-                    write.optional_child_digests),
+                    connection, _STORED_CHILDREN, repository_id, stored.child_digests,
+                    stored.optional_child_digests),
             )
             if missing.blobs or missing.manifests:
                 raise missing
-            manifest_id = await self._insert_manifest(connection, repository_id, write)
+            manifest_id = await self._insert_manifest(connection, repository_id, stored)
             await self._move_tags(connection, repository_id, manifest_id, write.tags)
             await append_events(connection, events)
 
@@ -357,13 +365,17 @@ class SQLMetadataStore(MetadataStore):
             "subject_digest": write.subject_digest,
             "annotations": write.annotations,
             "created_at": utc_now(),
+            "cached": not write.references_required,
         }
         while (inserted := (await connection.execute(_ADD_MANIFEST.on(connection), row)
                             ).scalar()) is None:
-            existing = await connection.scalar(
-                _MANIFEST_ID, {"repository_id": repository_id, "digest": write.digest})
+            existing = (await connection.execute(
+                _MANIFEST_ID, {"repository_id": repository_id, "digest": write.digest})).first()
             if existing is not None:
-                return int(existing)
+                if existing.cached and write.references_required:
+                    # Pushed whole over a cached copy: every reference is held now.
+                    await connection.execute(_NOT_CACHED, {"manifest_id": existing.id})
+                return int(existing.id)
             # PostgreSQL: a DELETE we waited for removed it; insert it after all
         manifest_id = int(inserted)
         references = _reference_rows(manifest_id, write)
@@ -394,13 +406,7 @@ class SQLMetadataStore(MetadataStore):
             doomed = [int(row.id)]
             if remove_referrers:
                 doomed += await self._referrers_of(connection, int(row.repository_id), digest)
-            for manifest_id in doomed:
-                await connection.execute(delete(tags).where(tags.c.manifest_id == manifest_id))
-                await connection.execute(
-                    delete(manifest_references)
-                    .where(manifest_references.c.manifest_id == manifest_id)
-                )
-                await connection.execute(delete(manifests).where(manifests.c.id == manifest_id))
+            await delete_manifest_rows(connection, doomed)
             await append_events(connection, events)
         return True
 
@@ -464,6 +470,12 @@ class SQLMetadataStore(MetadataStore):
                            row.annotations)
             for row in rows
         ]
+
+
+def _cached(write: ManifestWrite) -> ManifestWrite:
+    """A mirror's write: every child optional, as in a sparse index (see ManifestWrite)."""
+    return replace(write, child_digests=(),
+                   optional_child_digests=(*write.child_digests, *write.optional_child_digests))
 
 
 def _reference_rows(manifest_id: int, write: ManifestWrite) -> list[dict[str, Any]]:

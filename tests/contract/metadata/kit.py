@@ -23,14 +23,15 @@ def digest(char: str) -> str:
 
 def manifest(digest: str, *, tags: tuple[str, ...] = (), blobs: tuple[str, ...] = (CONFIG,),
              children: tuple[str, ...] = (), optional_children: tuple[str, ...] = (),
-             subject: str | None = None,
-             artifact_type: str | None = None, size: int | None = None) -> ManifestWrite:
-    """A manifest PUT; its content is `size` bytes (its digest's text by default)."""
+             subject: str | None = None, artifact_type: str | None = None,
+             size: int | None = None, cached: bool = False) -> ManifestWrite:
+    """A manifest PUT; its content is `size` bytes (its digest's text by default). `cached`:
+    as a mirror stores it, before the blobs and children it names."""
     content = digest.encode() if size is None else b"x" * size
     return ManifestWrite(
         digest=digest, media_type=IMAGE, content=content, artifact_type=artifact_type,
         subject_digest=subject, annotations=None, blob_digests=blobs, child_digests=children,
-        optional_child_digests=optional_children, tags=tags,
+        optional_child_digests=optional_children, tags=tags, references_required=not cached,
     )
 
 

@@ -155,3 +155,44 @@ def test_a_dry_run_counts_the_blobs_deleting_manifests_would_free(
         assert sorted(row.digest for row in both) == sorted([CONFIG, LAYER])
 
     stores.run(scenario)
+
+
+def test_a_cached_manifest_keeps_the_blobs_linked_later_until_it_is_evicted(
+        stores: Implementation) -> None:
+    async def scenario(s: Stores) -> None:
+        gc = s.maintenance.gc
+        image = digest("a")
+        await s.metadata.put_manifest("repo", manifest(image, blobs=(CONFIG, LAYER),
+                                                       tags=("v1",), cached=True))
+        assert await gc.garbage_blobs(FUTURE, None, 10) == [], "absent blobs are no garbage"
+        await link(s.metadata, "repo", LAYER, 20)  # fetched when a client asked for it
+        assert await gc.garbage_blobs(FUTURE, None, 10) == []
+        assert await gc.mark_blobs_deleting([LAYER], FUTURE) == [], "referenced: kept"
+        assert await s.metadata.linked_blob_size("repo", LAYER) == 20
+
+        assert await s.maintenance.mirror.evict("repo", image)
+        assert await s.metadata.linked_blob_size("repo", LAYER) is None
+        (garbage,) = await gc.garbage_blobs(PAST, None, 10)
+        assert garbage.digest == LAYER, "unlinked: garbage whatever the grace period"
+        assert [row.digest for row in await gc.mark_blobs_deleting([LAYER], PAST)] == [LAYER]
+        done, freed = await gc.finish_deletions([LAYER], freeing(20))
+        assert ([row.digest for row in done], freed) == ([LAYER], 20)
+
+    stores.run(scenario)
+
+
+def test_gc_deletes_a_cached_manifest_that_was_pulled(stores: Implementation) -> None:
+    async def scenario(s: Stores) -> None:
+        gc = s.maintenance.gc
+        index, child = digest("a"), digest("b")
+        await s.metadata.put_manifest("repo", manifest(child, cached=True))
+        await s.metadata.put_manifest("repo", manifest(index, blobs=(), children=(child,),
+                                                       cached=True))
+        await s.maintenance.mirror.mark_pulled("repo", [index, child])
+        repository_id, ids = await _manifest_ids(gc, "repo")
+        deleted = await gc.delete_unreachable_manifests(
+            repository_id, [ids[index], ids[child]], FUTURE)
+        assert [item.digest for item in deleted] == [index, child]
+        assert await s.maintenance.mirror.eviction_candidates("", None, 10) == []
+
+    stores.run(scenario)

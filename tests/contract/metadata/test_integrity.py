@@ -46,6 +46,26 @@ def test_dangling_references_name_missing_blobs_and_children(stores: Implementat
     stores.run(scenario)
 
 
+def test_a_cached_manifest_misses_blobs_without_dangling(stores: Implementation) -> None:
+    async def scenario(s: Stores) -> None:
+        integrity = s.maintenance.integrity
+        image, index = digest("a"), digest("b")
+        await s.metadata.put_manifest("repo", manifest(image, blobs=(CONFIG, LAYER),
+                                                       cached=True))
+        await s.metadata.put_manifest("repo", manifest(index, blobs=(), children=(
+            image, digest("c")), cached=True))
+        assert await integrity.dangling_references(10) == [], "fetched when asked for"
+        await link(s.metadata, "repo", CONFIG, 10)
+        await link(s.metadata, "repo", LAYER, 20)
+        await s.metadata.put_manifest("repo", manifest(image, blobs=(CONFIG, LAYER)))
+        assert await s.metadata.unlink_blob("repo", LAYER)
+        found = await integrity.dangling_references(10)
+        assert [(d.manifest, d.digest, d.kind) for d in found] == [(image, LAYER, "blob")], (
+            "pushed whole over its cached copy: a missing blob is damage again")
+
+    stores.run(scenario)
+
+
 def test_a_dropped_blob_is_unlinked_everywhere_and_swept(stores: Implementation) -> None:
     async def scenario(s: Stores) -> None:
         integrity = s.maintenance.integrity

@@ -64,6 +64,34 @@ def test_a_sparse_index_needs_only_its_required_children(stores: Implementation)
     stores.run(scenario)
 
 
+def test_a_cached_manifest_is_stored_before_its_blobs_and_children(
+        stores: Implementation) -> None:
+    async def scenario(s: Stores) -> None:
+        gc = s.maintenance.gc
+        child, index, referrer = digest("a"), digest("b"), digest("c")
+        await s.metadata.put_manifest("repo", manifest(
+            index, blobs=(), children=(child,), optional_children=(digest("d"),),
+            tags=("v1",), cached=True))
+        await s.metadata.put_manifest("repo", manifest(
+            referrer, blobs=(CONFIG, LAYER), subject=child, cached=True))
+        by_tag = await s.metadata.resolve_tag("repo", "v1")
+        assert by_tag is not None and by_tag.digest == index
+        assert await s.metadata.get_manifest("repo", referrer) is not None
+        assert [r.digest for r in await s.metadata.list_referrers(
+            "repo", child, None, None, 10)] == [referrer]
+        ((repository_id, name),) = await gc.repositories()
+        graph = await gc.manifest_graph(repository_id, name, PAST)
+        ids = {node.digest: node.id for node in graph.nodes}
+        assert sorted(graph.children[ids[index]]) == [child, digest("d")]
+        await link(s.metadata, "repo", CONFIG, 10)
+        await s.metadata.put_manifest("repo", manifest(child, cached=True))
+        with pytest.raises(MissingReferences) as raised:
+            await s.metadata.put_manifest("repo", manifest(digest("e"), blobs=(LAYER,)))
+        assert raised.value.blobs == [LAYER], "a push still needs its blobs"
+
+    stores.run(scenario)
+
+
 def test_a_stored_manifest_reads_back_by_digest_and_tag(stores: Implementation) -> None:
     async def scenario(s: Stores) -> None:
         await link(s.metadata, "repo", CONFIG, 10)

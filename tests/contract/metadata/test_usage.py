@@ -52,3 +52,19 @@ def test_a_blob_another_repository_references_is_not_unique(stores: Implementati
         assert (one.logical_bytes, one.unique_bytes) == (1000, 0)
 
     stores.run(scenario)
+
+
+def test_a_cached_manifest_counts_only_what_was_fetched(stores: Implementation) -> None:
+    async def scenario(s: Stores) -> None:
+        await s.metadata.put_manifest("hub/app", manifest(digest("a"), blobs=(ONE, TWO),
+                                                          size=50, cached=True))
+        (app,) = (await s.maintenance.usage.usage("hub/app")).repositories
+        assert (app.blobs, app.manifests, app.logical_bytes, app.unique_bytes) == (
+            0, 1, 50, 50), "its blobs are not here yet"
+        await link(s.metadata, "hub/app", ONE, 100)
+        usage = await s.maintenance.usage.usage()
+        (app,) = usage.repositories
+        assert (app.blobs, app.logical_bytes, app.unique_bytes) == (1, 150, 150)
+        assert (usage.blobs, usage.stored_bytes) == (1, 150)
+
+    stores.run(scenario)

@@ -18,7 +18,7 @@ def test_migrate_names_each_revision_it_applies(
     assert main(["migrate", "--config", str(config)]) == 0
     lines = capsys.readouterr().out.splitlines()
     applied = [line.removeprefix("dockyard: applied ") for line in lines[:-1]]
-    assert [revision.split()[0] for revision in applied] == ["0001", "0002", "0003"]
+    assert [revision.split()[0] for revision in applied] == ["0001", "0002", "0003", "0004"]
     assert all(len(revision.split()) > 1 for revision in applied)  # each says what it does
     assert lines[-1] == "dockyard: database schema is up to date"
     assert main(["migrate", "--config", str(config)]) == 0

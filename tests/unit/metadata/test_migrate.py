@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select, text
 
 from dockyard.metadata import migrate
 from dockyard.metadata.engine import create_engines
-from dockyard.metadata.schema import metadata
+from dockyard.metadata.schema import manifests, metadata
 from tests.backends import Services
 
 
@@ -61,3 +65,37 @@ def test_the_migrations_build_exactly_the_schema_module(fresh_database: str) -> 
             await engines.dispose()
 
     assert asyncio.run(main()) == []
+
+
+def test_manifests_pushed_before_the_mirror_migration_are_not_cached(
+        fresh_database: str) -> None:
+    """0004 adds manifests.cached: every manifest already stored was pushed whole."""
+
+    def upgrade_to(revision: str) -> Callable[[Connection], None]:
+        def run(connection: Connection) -> None:
+            config = Config()
+            config.set_main_option("script_location", migrate.SCRIPT_LOCATION)
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+        return run
+
+    async def main() -> list[Any]:
+        engines = create_engines(fresh_database)
+        try:
+            async with engines.write.begin() as connection:
+                await connection.run_sync(upgrade_to("0003"))
+                now = datetime.now(UTC)
+                await connection.execute(
+                    text("INSERT INTO repositories (name, created_at) VALUES ('repo', :now)"),
+                    {"now": now})
+                await connection.execute(text(
+                    "INSERT INTO manifests (repository_id, digest, media_type, size, content,"
+                    " created_at) SELECT id, 'sha256:aa', 'x', 1, :content, :now"
+                    " FROM repositories"), {"content": b"{}", "now": now})
+            await migrate.upgrade(engines.write)
+            async with engines.read.connect() as connection:
+                return list((await connection.scalars(select(manifests.c.cached))).all())
+        finally:
+            await engines.dispose()
+
+    assert asyncio.run(main()) == [False]
