@@ -28,6 +28,8 @@ _STATUS: dict[type[errors.RegistryError], int] = {
     errors.SizeInvalid: 400,
     errors.Unsupported: 405,
     errors.PaginationInvalid: 400,
+    errors.UpstreamUnavailable: 503,
+    errors.UpstreamFailed: 502,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from dockyard.metadata.interfaces import MetadataStore
 from dockyard.oci import reference
@@ -14,11 +15,27 @@ from dockyard.registry.events import EventContext, EventRecorder
 from dockyard.storage.base import BlobStore
 
 
+class Download(Protocol):
+    """A blob on its way from an upstream (registry/mirror): served as it arrives."""
+
+    @property
+    def size(self) -> int | None:
+        """The size the upstream announced, if it did."""
+        ...
+
+    def read(self) -> AsyncIterator[bytes]:
+        """The whole blob from its first byte; ends short (ConnectionError) if the download
+        breaks or does not verify."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class BlobInfo:
     digest: Digest
     size: int
     local_path: Path | None
+    download: Download | None = None
+    """Set when the blob is not stored yet but being fetched: read it from here."""
 
 
 class Blobs:

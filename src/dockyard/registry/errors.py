@@ -90,6 +90,20 @@ class Unsupported(RegistryError):
     default_message = "the operation is unsupported"
 
 
+class UpstreamUnavailable(RegistryError):
+    """A mirrored repository's upstream cannot be reached and nothing cached answers."""
+
+    code = "UNAVAILABLE"
+    default_message = "the upstream registry cannot be reached and nothing is cached"
+
+
+class UpstreamFailed(RegistryError):
+    """The upstream refused the mirror's credentials or answered something unusable."""
+
+    code = "UNKNOWN"
+    default_message = "the upstream registry answered with an error"
+
+
 class PaginationInvalid(RegistryError):
     code = "PAGINATION_NUMBER_INVALID"
     default_message = "invalid number of results requested"

@@ -53,6 +53,26 @@ def _missing_errors(missing: MissingReferences) -> RegistryErrors:
     return RegistryErrors(errors)
 
 
+def manifest_write(digest: Digest, content: bytes, parsed: oci_manifest.ParsedManifest,
+                   tags: list[str], children: tuple[tuple[str, ...], tuple[str, ...]],
+                   references_required: bool = True) -> ManifestWrite:
+    """What storing a parsed manifest commits; `children`: required and optional digests."""
+    required, optional = children
+    return ManifestWrite(
+        digest=str(digest),
+        media_type=parsed.media_type,
+        content=content,
+        artifact_type=parsed.artifact_type,
+        subject_digest=str(parsed.subject.digest) if parsed.subject else None,
+        annotations=json.dumps(parsed.annotations) if parsed.annotations else None,
+        blob_digests=tuple(str(d.digest) for d in parsed.blobs),
+        child_digests=required,
+        optional_child_digests=optional,
+        tags=tuple(tags),
+        references_required=references_required,
+    )
+
+
 class Manifests:
     def __init__(self, metadata: MetadataStore, max_bytes: int, delete_enabled: bool,
                  remove_referrers: bool = False, events: EventRecorder | None = None,
@@ -83,19 +103,8 @@ class Manifests:
         except oci_manifest.InvalidManifest as exc:
             raise ManifestInvalid(str(exc)) from exc
         self._validator.check_urls(parsed)
-        required, optional = self._validator.split_children(parsed)
-        write = ManifestWrite(
-            digest=str(digest),
-            media_type=parsed.media_type,
-            content=content,
-            artifact_type=parsed.artifact_type,
-            subject_digest=str(parsed.subject.digest) if parsed.subject else None,
-            annotations=json.dumps(parsed.annotations) if parsed.annotations else None,
-            blob_digests=tuple(str(d.digest) for d in parsed.blobs),
-            child_digests=required,
-            optional_child_digests=optional,
-            tags=tuple(tags),
-        )
+        write = manifest_write(digest, content, parsed, tags,
+                               self._validator.split_children(parsed))
         events = self._events.manifest_pushed(
             context, repository, write.digest, write.media_type, len(content), write.tags,
             [Reference(d.media_type, str(d.digest), d.size)
@@ -113,10 +122,7 @@ class Manifests:
                   pulled_by: EventContext | None = None) -> ManifestRecord:
         """`pulled_by`: the caller fetches the content (a GET), which is a pull event."""
         target = parse_manifest_lookup(reference)
-        if isinstance(target, Digest):
-            record = await self._metadata.get_manifest(repository, str(target))
-        else:
-            record = await self._metadata.resolve_tag(repository, target)
+        record = await self._find(repository, target)
         if record is None:
             raise ManifestUnknown(detail={"reference": reference})
         if pulled_by is not None:
@@ -125,6 +131,16 @@ class Manifests:
                 None if isinstance(target, Digest) else target,
             )
         return record
+
+    async def refresh_referrers(self, repository: str, subject: Digest) -> None:
+        """Bring the referrers listing of `subject` up to date before it is read: nothing to
+        do where pushes are the only source (a mirror fetches its upstream's)."""
+
+    async def _find(self, repository: str, target: Digest | str) -> ManifestRecord | None:
+        """The stored manifest a digest or tag names (a mirror looks further)."""
+        if isinstance(target, Digest):
+            return await self._metadata.get_manifest(repository, str(target))
+        return await self._metadata.resolve_tag(repository, target)
 
     async def delete(self, repository: str, reference: str,
                      context: EventContext | None = None) -> None:
