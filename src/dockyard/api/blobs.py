@@ -12,7 +12,7 @@ from dockyard.api.appkeys import REGISTRY
 from dockyard.api.events import event_context, pull_context
 from dockyard.api.ranges import RangeNotSatisfiable, parse_range
 from dockyard.api.sendfile import SendfileResponse
-from dockyard.registry.blobs import BlobInfo
+from dockyard.registry.blobs import BlobInfo, Download
 from dockyard.registry.references import parse_digest
 from dockyard.registry.registry import Registry
 
@@ -37,6 +37,8 @@ async def get_blob(request: web.Request, name: str, digest_text: str) -> web.Str
     registry = request.app[REGISTRY]
     info = await registry.blobs.stat(name, parse_digest(digest_text), pull_context(request))
     headers = _headers(info)
+    if info.download is not None:
+        return await _download(request, info.download, headers)
     if request.method == "HEAD":
         headers["Content-Length"] = str(info.size)
         return web.Response(headers=headers)
@@ -80,6 +82,23 @@ async def _stream(request: web.Request, registry: Registry, info: BlobInfo,
         response.set_status(206)
         response.headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{info.size}"
     response.content_length = length
+    return response
+
+
+async def _download(request: web.Request, download: Download, headers: dict[str, str]
+                    ) -> web.StreamResponse:
+    """A blob still arriving from an upstream: whole, as it comes (a Range is ignored, as
+    RFC 9110 allows); its length only when the upstream announced one."""
+    headers.pop("Accept-Ranges")
+    if request.method == "HEAD":
+        if download.size is not None:
+            headers["Content-Length"] = str(download.size)
+        return web.Response(headers=headers)
+    chunks = aiter(download.read())
+    first = await anext(chunks, b"")
+    response = _StreamedBlob(first, chunks, headers=headers)
+    if download.size is not None:
+        response.content_length = download.size
     return response
 
 

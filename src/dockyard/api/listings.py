@@ -41,7 +41,10 @@ async def list_referrers(request: web.Request, name: str, digest_text: str
     subject = parse_digest(digest_text)
     artifact_type = request.query.get("artifactType") or None
     limit = page_size(request, REFERRERS_DEFAULT_PAGE, MAX_PAGE)
-    page = await request.app[REGISTRY].listings.referrers(
+    registry = request.app[REGISTRY]
+    if last_of(request) is None:  # the first page: later ones page through the same listing
+        await registry.manifests.refresh_referrers(name, subject)
+    page = await registry.listings.referrers(
         name, subject, artifact_type, limit, last_of(request)
     )
     filters = {"artifactType": artifact_type} if artifact_type else {}

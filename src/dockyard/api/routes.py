@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from dockyard.api import auth, blobs, listings, manifests, uploads, usage
+from dockyard.api.appkeys import REGISTRY
 from dockyard.api.errors import registry_error_response, unsupported
 from dockyard.api.jsonbody import json_response
 from dockyard.auth.access import CATALOG_SCOPE, repository_scope
@@ -108,12 +109,16 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         handler = endpoint.methods.get(request.method)
         if handler is None:
             return unsupported(f"{request.method} is not allowed here")
-        name = check_name(match.group("name"))
+        registry = request.app[REGISTRY]
+        name = check_name(registry.routes.local_name(match.group("name"),
+                                                     request.query.get("ns")))
         action = auth.required_action(request.method, endpoint.upload)
         related = auth.mount_source(request) if endpoint.upload else ()
         refused = await auth.check(request, repository_scope(name, action), related)
         if refused is not None:
             return refused
+        if endpoint.upload or (endpoint.kind == "manifests" and request.method == "PUT"):
+            registry.refuse_push(name)
         argument = match.groupdict().get("arg") or ""
         try:
             return await handler(request, name, argument)

@@ -11,8 +11,9 @@ from dockyard.api.urls import UrlBuilder
 from dockyard.app import reload
 from dockyard.app.backends import build_blob_store, build_cache, database_engines
 from dockyard.app.maintenance import add_maintenance
+from dockyard.app.mirror import build_mirror
 from dockyard.app.notifications import add_notifications, build_outbox, build_recorder
-from dockyard.app.observability import Observed
+from dockyard.app.observability import Observed, metrics_enabled
 from dockyard.app.observability import access_logger as observed_access_logger
 from dockyard.config import Config
 from dockyard.config.validation import ValidationConfig
@@ -88,7 +89,8 @@ def _build_registry(config: Config, observed: Observed | None
     if observed is not None:
         store, metadata = observed.wrap(engines, store, metadata)
     outbox = build_outbox(config, engines)
-    return Registry(store, metadata, options, build_recorder(config, outbox)), outbox
+    mirror = build_mirror(config, metrics_enabled(config))
+    return Registry(store, metadata, options, build_recorder(config, outbox), mirror), outbox
 
 
 def build_web_app(config: Config) -> web.Application:

@@ -82,6 +82,49 @@ NOTIFICATIONS_SENT = Counter(
     ["endpoint", "result"], namespace=NAMESPACE)
 
 
+MIRROR_REQUESTS = Counter(
+    "mirror_requests_total",
+    "Pulls of mirrored content, by upstream, kind (manifest, blob) and result: hit (from the "
+    "cache), miss (fetched), coalesced (waited for another request's fetch), stale (a cached "
+    "tag served while the upstream could not be asked).",
+    ["upstream", "kind", "result"], namespace=NAMESPACE)
+MIRROR_UPSTREAM_BYTES = Counter(
+    "mirror_upstream_bytes_total", "Bytes read from each upstream.", ["upstream"],
+    namespace=NAMESPACE)
+MIRROR_UPSTREAM_ERRORS = Counter(
+    "mirror_upstream_errors_total", "Failed upstream requests, by upstream and failure.",
+    ["upstream", "error"], namespace=NAMESPACE)
+MIRROR_UPSTREAM_DURATION = Histogram(
+    "mirror_upstream_duration_seconds",
+    "Time until an upstream answered (the headers, for blobs).", ["upstream"],
+    namespace=NAMESPACE, buckets=LATENCY_BUCKETS)
+
+
+class MirrorMetrics:
+    """The mirror's observer (registry/mirror/observer.py) as Prometheus metrics."""
+
+    def hit(self, upstream: str, kind: str) -> None:
+        MIRROR_REQUESTS.labels(upstream, kind, "hit").inc()
+
+    def miss(self, upstream: str, kind: str) -> None:
+        MIRROR_REQUESTS.labels(upstream, kind, "miss").inc()
+
+    def coalesced(self, upstream: str, kind: str) -> None:
+        MIRROR_REQUESTS.labels(upstream, kind, "coalesced").inc()
+
+    def stale(self, upstream: str) -> None:
+        MIRROR_REQUESTS.labels(upstream, "manifest", "stale").inc()
+
+    def upstream_bytes(self, upstream: str, size: int) -> None:
+        MIRROR_UPSTREAM_BYTES.labels(upstream).inc(size)
+
+    def upstream_error(self, upstream: str, error: str) -> None:
+        MIRROR_UPSTREAM_ERRORS.labels(upstream, error).inc()
+
+    def upstream_latency(self, upstream: str, seconds: float) -> None:
+        MIRROR_UPSTREAM_DURATION.labels(upstream).observe(seconds)
+
+
 def record_build_info() -> None:
     BUILD_INFO.labels(__version__).set(1)
 
