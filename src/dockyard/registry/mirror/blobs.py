@@ -153,7 +153,7 @@ class MirroredBlobs(Blobs):
         return download
 
     async def _run(self, route: Route, digest: Digest, download: _Download) -> None:
-        name = f"mirror-blob:{digest}"
+        name = _lease_name(digest)
         try:
             while True:
                 try:
@@ -189,7 +189,7 @@ class MirroredBlobs(Blobs):
                 if not download.started.done():
                     download.started.set_result(None)
                 return True
-            lease = await self._leases.lease(f"mirror-blob:{digest}")
+            lease = await self._leases.lease(_lease_name(digest))
             if lease is None or lease.holder is None or lease.expired:
                 return False
             await asyncio.sleep(WAIT_POLL)
@@ -231,6 +231,12 @@ class MirroredBlobs(Blobs):
                 await self._link(repository, digest, size)
 
 
+def _lease_name(digest: Digest) -> str:
+    """The download's lease: lease names hold 64 characters, and 56 hex digits of a digest
+    are as unique as the whole for this purpose."""
+    return f"mirror:{digest.hex[:56]}"
+
+
 def _for_client(route: Route, error: BaseException, digest: Digest) -> BaseException:
     """What a reader of a failed download is told, logged once here."""
     if isinstance(error, RemoteNotFound):
@@ -242,8 +248,8 @@ def _for_client(route: Route, error: BaseException, digest: Digest) -> BaseExcep
                     error)
         return error
     if isinstance(error, Exception):
-        log.error("upstream %s: blob %s not cached", route.upstream.name, digest,
-                  exc_info=error)
+        log.warning("upstream %s: blob %s not cached: %r", route.upstream.name, digest, error)
+        return error  # a backend's failure: answered as the HTTP layer answers it anywhere
     return DownloadFailed(f"download of {digest} failed")
 
 
