@@ -1,4 +1,4 @@
-"""Composition for maintenance: GC and purge options from config, the scheduler."""
+"""Composition for maintenance: GC, purge and mirror eviction from config, the scheduler."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dockyard.app.observability import observed_gc, observed_purge
 from dockyard.config import Config
 from dockyard.registry.gc import GCOptions
 from dockyard.registry.maintenance import Job, MaintenanceScheduler
+from dockyard.registry.mirror.eviction import Evictor, MirrorEviction
 from dockyard.registry.purge import PurgeOptions
 from dockyard.registry.registry import Registry
 
@@ -28,6 +29,21 @@ def purge_options(config: Config) -> PurgeOptions:
     return PurgeOptions(age=purging.age_seconds, dry_run=purging.dryrun)
 
 
+EVICTION_INTERVAL = 600.0
+"""Seconds between two eviction runs (each followed by a GC when it evicted something)."""
+
+
+def mirror_eviction(config: Config, registry: Registry) -> MirrorEviction | None:
+    """Eviction by the upstreams' `maxage` and `maxsize`, with the GC that frees the bytes;
+    None when no upstream sets either."""
+    evictor = Evictor(registry.routes, registry.maintenance.mirror)
+    if not evictor.needed:
+        return None
+    options = gc_options(config)
+    return MirrorEviction(evictor, registry.maintenance.leases,
+                          observed_gc(lambda: registry.collector.run(options)))
+
+
 def maintenance_jobs(config: Config, registry: Registry) -> list[Job]:
     maintenance = config.storage.maintenance
 
@@ -44,6 +60,9 @@ def maintenance_jobs(config: Config, registry: Registry) -> list[Job]:
         purge = purge_options(config)
         jobs.append(Job("uploadpurging", maintenance.uploadpurging.interval_seconds,
                         observed_purge(lambda: registry.purger.run(purge)), writable))
+    eviction = mirror_eviction(config, registry)
+    if eviction is not None:
+        jobs.append(Job("mirror-eviction", EVICTION_INTERVAL, eviction.run, writable))
     return jobs
 
 

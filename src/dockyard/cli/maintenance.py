@@ -8,22 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import asdict
 
 from dockyard.app.maintenance import gc_options
-from dockyard.app.web import build_registry, migrate_database
 from dockyard.cli.command import Subparsers, add_command, async_handler
+from dockyard.cli.inprocess import Ticker, open_registry
 from dockyard.config import Config, parse_duration
 from dockyard.registry.check import CheckReport
 from dockyard.registry.gc import GCReport, format_bytes
 from dockyard.registry.maintenance import LeaseBusy, run_exclusive
 from dockyard.registry.registry import Registry
-
-PROGRESS_EVERY = 2.0
-"""Seconds between progress lines when stderr is not a terminal."""
 
 
 def register(subparsers: Subparsers) -> None:
@@ -35,55 +29,20 @@ def register(subparsers: Subparsers) -> None:
     gc.add_argument("--grace-period", metavar="DURATION",
                     help="protect content pushed this recently (default: "
                          "storage.maintenance.gc.graceperiod)")
-    gc.set_defaults(handler=async_handler(_registry, _gc))
+    gc.set_defaults(handler=async_handler(open_registry, _gc))
     du = add_command(subparsers, "du", "storage used, per repository and in total")
     du.add_argument("repository", nargs="?", help="only this repository")
     du.add_argument("--json", action="store_true", help="machine-readable output")
-    du.set_defaults(handler=async_handler(_registry, _du))
+    du.set_defaults(handler=async_handler(open_registry, _du))
     check = add_command(
         subparsers, "check", "re-hash every blob; report missing, corrupt and dangling content")
     check.add_argument("--repair", action="store_true",
                        help="unlink blobs whose bytes are missing or corrupt")
-    check.set_defaults(handler=async_handler(_registry, _check))
+    check.set_defaults(handler=async_handler(open_registry, _check))
     readonly = add_command(
         subparsers, "readonly", "switch read-only mode for every worker and node, without restart")
     readonly.add_argument("state", choices=("on", "off", "status"))
-    readonly.set_defaults(handler=async_handler(_registry, _readonly))
-
-
-@asynccontextmanager
-async def _registry(config: Config) -> AsyncIterator[Registry]:
-    """The configured registry, once its schema is known to be current."""
-    await migrate_database(config)
-    registry = build_registry(config)
-    try:
-        yield registry
-    finally:
-        await registry.close()
-
-
-class _Ticker:
-    """Progress on stderr: one rewritten line on a terminal, a line every few seconds if not."""
-
-    def __init__(self) -> None:
-        self._tty = sys.stderr.isatty()
-        self._last = 0.0
-        self._shown = False
-
-    def show(self, text: str, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < (0.2 if self._tty else PROGRESS_EVERY):
-            return
-        self._last = now
-        if self._tty:
-            print(f"\r\033[K{text}", end="", file=sys.stderr, flush=True)
-            self._shown = True
-        else:
-            print(text, file=sys.stderr, flush=True)
-
-    def done(self) -> None:
-        if self._shown:
-            print(file=sys.stderr)
+    readonly.set_defaults(handler=async_handler(open_registry, _readonly))
 
 
 async def _gc(args: argparse.Namespace, config: Config, registry: Registry) -> int:
@@ -91,7 +50,7 @@ async def _gc(args: argparse.Namespace, config: Config, registry: Registry) -> i
     options = gc_options(config, dry_run=args.dry_run,
                          delete_untagged=True if args.delete_untagged else None,
                          grace_period=grace)
-    ticker = _Ticker()
+    ticker = Ticker()
 
     def progress(report: GCReport) -> None:
         ticker.show(f"gc: {report.phase}: {report.manifests_removed} manifests, "
@@ -146,7 +105,7 @@ async def _du(args: argparse.Namespace, config: Config, registry: Registry) -> i
 
 
 async def _check(args: argparse.Namespace, config: Config, registry: Registry) -> int:
-    ticker = _Ticker()
+    ticker = Ticker()
 
     def progress(report: CheckReport) -> None:
         ticker.show(f"check: {report.blobs_checked}/{report.blobs_total} blobs, "
