@@ -1,0 +1,329 @@
+"""Real clients pull through Dockyard's mirror, each configured the way its users set up a mirror.
+
+- skopeo names the mirror outright: `docker://MIRROR/up/<repository>`.
+- podman and skopeo read a registries.conf whose `[[registry.mirror]]` for the upstream is the
+  mirror's `up/` prefix, and pull the upstream's own name.
+- docker's engine has `registry-mirrors` in its daemon.json, which only ever mirrors Docker
+  Hub: the mirror is a `proxy:` (catch-all) for the upstream, which holds `library/<name>`.
+- containerd's ctr reads a hosts.toml whose mirror host gets `?ns=<upstream host>`.
+
+The upstream is the Go reference registry behind htpasswd: only the mirror has its
+credentials, so a client that went around the mirror would be refused. Each test also reads
+both access logs: the client's manifest and blob GETs reached the mirror, every request the
+upstream saw after seeding came from the mirror, and each blob was fetched from it once.
+Where the client allows it, the upstream is then stopped and a second pull still works.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.server import RunningRegistry, require_tool, running_registry
+from tests.system.api.client import Client, Manifest
+from tests.system.clients.clients import Podman, run
+from tests.system.clients.dockerd import DockerDaemon
+from tests.system.clients.images import Image, OciLayout, files_in_tar, random_image
+from tests.upstreams import ReferenceRegistry, login, reference_registry
+
+pytestmark = pytest.mark.clients
+
+CREDENTIALS = ("mirror-bot", "upstream-secret")
+"""The upstream's only user; only the mirror's configuration holds the password."""
+PREFIX = "up"
+MIRROR_AGENT = "dockyard/"
+
+# One request line of Dockyard's text access log: "METHOD path" status bytes time "agent".
+_MIRROR_ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+)" (?P<status>\d{3}) \S+ \S+ '
+                            r'"(?P<agent>[^"]*)"')
+# The reference registry's combined log format ends with "referer" "agent".
+_UPSTREAM_ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<uri>\S+) HTTP/[0-9.]+" (?P<status>\d{3}) '
+                              r'\S+ "[^"]*" "(?P<agent>[^"]*)"')
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    status: int
+    agent: str
+
+
+@dataclass
+class Mirrored:
+    """An upstream holding one image, and a Dockyard mirroring it."""
+
+    upstream: ReferenceRegistry
+    mirror: RunningRegistry
+    repository: str
+    """The image's name on the upstream."""
+    tag: str
+    image: Image
+    seeded_at: int = 0
+    """Size of the upstream's access log once seeded: what follows came from the mirror."""
+
+    @property
+    def digest(self) -> str:
+        return self.image.manifest.digest
+
+    @property
+    def blob_digests(self) -> list[str]:
+        return [self.image.config.digest, *(layer.digest for layer in self.image.layers)]
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return list(json.loads(self.image.config.data)["rootfs"]["diff_ids"])
+
+    def mirror_requests(self) -> list[Request]:
+        return [Request(m["method"], m["path"], int(m["status"]), m["agent"])
+                for m in map(_MIRROR_ACCESS.search, self.mirror.log_text().splitlines()) if m]
+
+    def upstream_requests(self) -> list[Request]:
+        """Requests after seeding, the log-sync markers left out."""
+        self.upstream.sync()
+        text = self.upstream.access_log.read_bytes()[self.seeded_at:].decode(errors="replace")
+        return [Request(m["method"], m["uri"], int(m["status"]), m["agent"])
+                for m in map(_UPSTREAM_ACCESS.search, text.splitlines())
+                if m and "dockyard-test-sync" not in m["uri"]]
+
+    def assert_mirror_served(self, agent: str, local_path: str, pulls: int = 1) -> None:
+        """The client (by its User-Agent) got the manifest and, `pulls` times, every blob
+        from the mirror under `local_path` (`/v2/<name>`, as the client spelled it)."""
+        served = [(r.method, r.path) for r in self.mirror_requests()
+                  if r.status == 200 and agent in r.agent]
+        manifests = [path for method, path in served
+                     if method == "GET" and path.startswith(f"{local_path}/manifests/")]
+        assert len(manifests) >= pulls, f"{agent} got no manifest under {local_path}: {served}"
+        for digest in self.blob_digests:
+            got = served.count(("GET", f"{local_path}/blobs/{digest}"))
+            assert got == pulls, f"{agent} got {digest} {got} times from the mirror: {served}"
+
+    def assert_upstream_saw_only_the_mirror(self) -> None:
+        """Nothing but the mirror asked the upstream, and it fetched the manifest and each
+        blob once (a 401 challenge does not count)."""
+        seen = self.upstream_requests()
+        others = [r for r in seen if not r.agent.startswith(MIRROR_AGENT)]
+        assert others == [], f"clients went to the upstream: {others}"
+        manifests = [r for r in seen if r.method == "GET" and r.status == 200
+                     and r.path.startswith(f"/v2/{self.repository}/manifests/")]
+        assert len(manifests) == 1, f"manifest fetched {len(manifests)} times: {seen}"
+        for digest in self.blob_digests:
+            fetched = [r for r in seen if r.method == "GET" and r.status == 200
+                       and r.path == f"/v2/{self.repository}/blobs/{digest}"]
+            assert len(fetched) == 1, f"{digest} fetched {len(fetched)} times: {seen}"
+
+
+@pytest.fixture
+def mirrored(tmp_path: Path) -> Iterator[Callable[..., Mirrored]]:
+    """mirrored(repository, catch_all=False): an htpasswd upstream seeded with a fresh image
+    under `repository:v1` (`:latest` for a catch-all), and a Dockyard mirroring it, as `up/`
+    or, with `catch_all`, as distribution's `proxy:` for every repository."""
+    with ExitStack() as stack:
+
+        def start(repository: str, catch_all: bool = False) -> Mirrored:
+            (tmp_path / "upstream").mkdir()
+            (tmp_path / "mirror").mkdir()
+            upstream = stack.enter_context(
+                reference_registry(tmp_path / "upstream", users=dict([CREDENTIALS])))
+            image = random_image(layer_count=2, layer_size=4096)
+            tag = "latest" if catch_all else "v1"
+            seed(upstream, repository, tag, image)
+            user, password = CREDENTIALS
+            config: dict[str, Any] = (
+                {"proxy": {"remoteurl": upstream.url, "username": user, "password": password}}
+                if catch_all else
+                {"mirrors": [{"prefix": PREFIX, "url": upstream.url, "username": user,
+                              "password": password}]})
+            mirror = stack.enter_context(running_registry(tmp_path / "mirror", config))
+            upstream.sync()
+            return Mirrored(upstream, mirror, repository, tag, image,
+                            upstream.access_log.stat().st_size)
+
+        yield start
+
+
+def seed(upstream: ReferenceRegistry, repository: str, tag: str, image: Image) -> None:
+    """Push `image` as it is (its manifest bytes unchanged) to the upstream as its user."""
+    client = Client(upstream.url, login(upstream.url, repository, CREDENTIALS))
+    try:
+        client.push_manifest(repository, Manifest(
+            image.manifest.data, image.manifest.media_type,
+            tuple(blob.data for blob in image.blobs()[1:])), tag)
+    finally:
+        client.close()
+
+
+def fresh_repository() -> str:
+    return f"lib/app-{secrets.token_hex(4)}"
+
+
+def assert_layout_holds(layout: OciLayout, tag: str, mirrored: Mirrored) -> None:
+    """The pulled OCI layout has the upstream's manifest, byte for byte, and its files."""
+    assert layout.descriptor(tag)["digest"] == mirrored.digest
+    assert layout.read_blob(mirrored.digest) == mirrored.image.manifest.data
+    files: dict[str, bytes] = {}
+    for layer in mirrored.image.layers:
+        files.update(files_in_tar(layout.read_blob(layer.digest)))
+    assert files == mirrored.image.files
+
+
+def registries_conf(directory: Path, mirrored: Mirrored) -> Path:
+    """The upstream with the mirror's prefix as its mirror, both over plain HTTP."""
+    path = directory / "registries.conf"
+    path.write_text(
+        "unqualified-search-registries = []\n\n"
+        "[[registry]]\n"
+        f'location = "{mirrored.upstream.host}"\n'
+        "insecure = true\n\n"
+        "[[registry.mirror]]\n"
+        f'location = "{mirrored.mirror.host}/{PREFIX}"\n'
+        "insecure = true\n")
+    return path
+
+
+def empty_auth_file(directory: Path) -> Path:
+    """So no login of the host's is offered to either registry."""
+    path = directory / "auth.json"
+    path.write_text('{"auths": {}}')
+    return path
+
+
+def test_skopeo_copies_from_the_mirror_prefix(mirrored: Callable[..., Mirrored],
+                                              tmp_path: Path) -> None:
+    """`docker://MIRROR/up/<repository>`, twice: the upstream's image, which the mirror
+    fetched from the upstream once."""
+    skopeo = require_tool("skopeo")
+    image = mirrored(fresh_repository())
+    source = f"docker://{image.mirror.host}/{PREFIX}/{image.repository}:{image.tag}"
+    for attempt in ("cold", "warm"):
+        layout = OciLayout(tmp_path / attempt)
+        run([skopeo, "copy", "--quiet", "--src-tls-verify=false", "--src-no-creds", source,
+             f"oci:{layout.path}:{image.tag}"])
+        assert_layout_holds(layout, image.tag, image)
+
+    image.assert_mirror_served("skopeo/", f"/v2/{PREFIX}/{image.repository}", pulls=2)
+    image.assert_upstream_saw_only_the_mirror()
+
+
+def test_podman_pulls_the_upstream_name_through_registries_conf(
+        mirrored: Callable[..., Mirrored], podman: Podman, short_dir: Callable[[], Path],
+        tmp_path: Path) -> None:
+    """`podman pull UPSTREAM/<repository>` goes to the `[[registry.mirror]]`; skopeo with
+    `--registries-conf` too; once the upstream is down, the mirror still serves the tag."""
+    image = mirrored(fresh_repository())
+    conf = registries_conf(short_dir(), image)
+    podman.env["CONTAINERS_REGISTRIES_CONF"] = str(conf)
+    podman.env["REGISTRY_AUTH_FILE"] = str(empty_auth_file(short_dir()))
+    reference = f"{image.upstream.host}/{image.repository}:{image.tag}"
+
+    podman("pull", "--quiet", reference)
+    inspected = podman.inspect(reference)
+    assert inspected["Digest"] == image.digest
+    assert inspected["Id"] == image.image.config.digest.removeprefix("sha256:")
+    assert inspected["RootFS"]["Layers"] == image.diff_ids
+    image.assert_mirror_served("containers/", f"/v2/{PREFIX}/{image.repository}")
+
+    skopeo = require_tool("skopeo")
+    layout = OciLayout(tmp_path / "skopeo")
+    run([skopeo, "--registries-conf", str(conf), "copy", "--quiet", "--src-authfile",
+         str(empty_auth_file(tmp_path)), f"docker://{reference}",
+         f"oci:{layout.path}:{image.tag}"])
+    assert_layout_holds(layout, image.tag, image)
+    image.assert_mirror_served("skopeo/", f"/v2/{PREFIX}/{image.repository}")
+    image.assert_upstream_saw_only_the_mirror()
+
+    image.upstream.stop()
+    podman("rmi", reference)
+    podman("pull", "--quiet", reference)
+    assert podman.inspect(reference)["Digest"] == image.digest
+    image.assert_mirror_served("containers/", f"/v2/{PREFIX}/{image.repository}", pulls=2)
+
+
+@pytest.fixture
+def hub_mirror_daemon(mirrored: Callable[..., Mirrored]) -> Iterator[tuple[DockerDaemon, Mirrored]]:
+    """A catch-all mirror of an upstream holding `library/<name>:latest`, and an engine of
+    its own whose daemon.json lists the mirror in `registry-mirrors`."""
+    image = mirrored(f"library/dockyard-e2e-{secrets.token_hex(4)}", catch_all=True)
+    directory = Path(tempfile.mkdtemp(prefix="dockerd-", dir="/tmp"))
+    daemon = DockerDaemon(directory, {"registry-mirrors": [image.mirror.url]})
+    try:
+        daemon.start()
+        yield daemon, image
+    finally:  # also when it failed to start
+        daemon.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_docker_pulls_a_hub_name_from_registry_mirrors(
+        hub_mirror_daemon: tuple[DockerDaemon, Mirrored]) -> None:
+    """`docker pull <name>` (Docker Hub's library/<name>) is answered by the mirror: a pull
+    that left it would fail (Docker Hub has no such image, if it is reachable at all); once
+    the upstream is down and the image removed, the mirror still serves it."""
+    daemon, image = hub_mirror_daemon
+    name = image.repository.removeprefix("library/")
+    output = daemon.docker("pull", name).stdout.decode()
+    assert f"Digest: {image.digest}" in output, output
+
+    inspected = json.loads(daemon.docker("image", "inspect", name).stdout)[0]
+    assert inspected["Id"] == image.image.config.digest
+    assert inspected["RepoDigests"] == [f"{name}@{image.digest}"]
+    assert inspected["RootFS"]["Layers"] == image.diff_ids
+    image.assert_mirror_served("docker/", f"/v2/{image.repository}")
+    image.assert_upstream_saw_only_the_mirror()
+
+    image.upstream.stop()
+    daemon.docker("rmi", name)
+    assert f"Digest: {image.digest}" in daemon.docker("pull", name).stdout.decode()
+    image.assert_mirror_served("docker/", f"/v2/{image.repository}", pulls=2)
+
+
+def hosts_dir(directory: Path, mirrored: Mirrored) -> Path:
+    """containerd's hosts.toml for the upstream: the mirror first, for pull and resolve."""
+    (directory / mirrored.upstream.host).mkdir(parents=True)
+    (directory / mirrored.upstream.host / "hosts.toml").write_text(
+        f'server = "{mirrored.upstream.url}"\n\n'
+        f'[host."{mirrored.mirror.url}"]\n'
+        '  capabilities = ["pull", "resolve"]\n')
+    return directory
+
+
+def test_containerd_pulls_through_a_hosts_toml_mirror(
+        mirrored: Callable[..., Mirrored], docker_daemon: DockerDaemon, tmp_path: Path) -> None:
+    """ctr asks the mirror for `/v2/<repository>/...?ns=UPSTREAM`, which the mirror maps to
+    `up/<repository>`; with the upstream stopped and the image removed, it pulls again."""
+    image = mirrored(fresh_repository())
+    namespace = f"mirror-{secrets.token_hex(4)}"
+    reference = f"{image.upstream.host}/{image.repository}:{image.tag}"
+    flags = ["--hosts-dir", str(hosts_dir(tmp_path / "hosts", image))]
+
+    def ctr(*args: str) -> bytes:
+        return docker_daemon.ctr(namespace, *args).stdout
+
+    def pull() -> None:
+        ctr("images", "pull", *flags, reference)
+        listed = [line.split() for line in ctr("images", "ls").decode().splitlines()]
+        assert [row[2] for row in listed if row and row[0] == reference] == [image.digest]
+        for layer in image.image.layers:
+            assert ctr("content", "get", layer.digest) == layer.data
+
+    try:
+        pull()
+        image.assert_mirror_served("containerd/", f"/v2/{image.repository}")
+        image.assert_upstream_saw_only_the_mirror()
+
+        image.upstream.stop()
+        ctr("images", "rm", "--sync", reference)
+        pull()
+        image.assert_mirror_served("containerd/", f"/v2/{image.repository}", pulls=2)
+    finally:
+        docker_daemon.ctr(namespace, "images", "rm", "--sync", reference, check=False)
