@@ -21,19 +21,29 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
+import requests
 
 from tests.server import RunningRegistry, require_tool, running_registry
 from tests.system.api.client import Client, Manifest
 from tests.system.clients.clients import Podman, run
 from tests.system.clients.dockerd import DockerDaemon
-from tests.system.clients.images import Image, OciLayout, files_in_tar, random_image
+from tests.system.clients.images import (
+    Image,
+    ImageIndex,
+    OciLayout,
+    files_in_tar,
+    random_image,
+    random_index,
+)
 from tests.upstreams import ReferenceRegistry, login, reference_registry
 
 pytestmark = pytest.mark.clients
@@ -42,6 +52,8 @@ CREDENTIALS = ("mirror-bot", "upstream-secret")
 """The upstream's only user; only the mirror's configuration holds the password."""
 PREFIX = "up"
 MIRROR_AGENT = "dockyard/"
+SYNC_PATH = "dockyard-test-sync"
+"""Requests under it mark a point in the mirror's access log (a 404 outside the API)."""
 
 # One request line of Dockyard's text access log: "METHOD path" status bytes time "agent".
 _MIRROR_ACCESS = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+)" (?P<status>\d{3}) \S+ \S+ '
@@ -85,8 +97,17 @@ class Mirrored:
         return list(json.loads(self.image.config.data)["rootfs"]["diff_ids"])
 
     def mirror_requests(self) -> list[Request]:
+        """Every request the mirror logged, once the log holds all answered so far: it logs
+        a request after its response, so a client may have exited before its last line."""
+        marker = f"/{SYNC_PATH}/{uuid4().hex}"
+        requests.get(self.mirror.url + marker, timeout=5)
+        deadline = time.monotonic() + 5
+        while marker not in (text := self.mirror.log_text()):
+            assert time.monotonic() < deadline, "the mirror's access log did not show the marker"
+            time.sleep(0.01)
         return [Request(m["method"], m["path"], int(m["status"]), m["agent"])
-                for m in map(_MIRROR_ACCESS.search, self.mirror.log_text().splitlines()) if m]
+                for m in map(_MIRROR_ACCESS.search, text.splitlines())
+                if m and SYNC_PATH not in m["path"]]
 
     def upstream_requests(self) -> list[Request]:
         """Requests after seeding, the log-sync markers left out."""
@@ -97,13 +118,16 @@ class Mirrored:
                 if m and "dockyard-test-sync" not in m["uri"]]
 
     def assert_mirror_served(self, agent: str, local_path: str, pulls: int = 1) -> None:
-        """The client (by its User-Agent) got the manifest and, `pulls` times, every blob
-        from the mirror under `local_path` (`/v2/<name>`, as the client spelled it)."""
+        """The client (by its User-Agent) resolved the manifest and got every blob from the
+        mirror, `pulls` times, under `local_path` (`/v2/<name>`, as the client spelled it).
+
+        Resolving is a GET or a HEAD: docker's engine keeps the manifests it pulled, so
+        after an `rmi` it may only HEAD the tag before fetching the layers again."""
         served = [(r.method, r.path) for r in self.mirror_requests()
                   if r.status == 200 and agent in r.agent]
-        manifests = [path for method, path in served
-                     if method == "GET" and path.startswith(f"{local_path}/manifests/")]
-        assert len(manifests) >= pulls, f"{agent} got no manifest under {local_path}: {served}"
+        resolved = [path for method, path in served if method in ("GET", "HEAD")
+                    and path == f"{local_path}/manifests/{self.tag}"]
+        assert len(resolved) >= pulls, f"{agent} resolved no tag under {local_path}: {served}"
         for digest in self.blob_digests:
             got = served.count(("GET", f"{local_path}/blobs/{digest}"))
             assert got == pulls, f"{agent} got {digest} {got} times from the mirror: {served}"
@@ -152,13 +176,19 @@ def mirrored(tmp_path: Path) -> Iterator[Callable[..., Mirrored]]:
         yield start
 
 
-def seed(upstream: ReferenceRegistry, repository: str, tag: str, image: Image) -> None:
-    """Push `image` as it is (its manifest bytes unchanged) to the upstream as its user."""
+def seed(upstream: ReferenceRegistry, repository: str, tag: str,
+         content: Image | ImageIndex) -> None:
+    """Push an image, or an index and its images, to the upstream as its user, manifest
+    bytes unchanged (images by digest, the top manifest under `tag`)."""
+    images = [content] if isinstance(content, Image) else content.images
+    top = content.manifest if isinstance(content, Image) else content.index
     client = Client(upstream.url, login(upstream.url, repository, CREDENTIALS))
     try:
-        client.push_manifest(repository, Manifest(
-            image.manifest.data, image.manifest.media_type,
-            tuple(blob.data for blob in image.blobs()[1:])), tag)
+        for image in images:
+            client.push_manifest(repository, Manifest(
+                image.manifest.data, image.manifest.media_type,
+                tuple(blob.data for blob in image.blobs()[1:])), image.manifest.digest)
+        assert client.put_manifest(repository, tag, top.data, top.media_type).status_code == 201
     finally:
         client.close()
 
@@ -327,3 +357,47 @@ def test_containerd_pulls_through_a_hosts_toml_mirror(
         image.assert_mirror_served("containerd/", f"/v2/{image.repository}", pulls=2)
     finally:
         docker_daemon.ctr(namespace, "images", "rm", "--sync", reference, check=False)
+
+
+def test_an_index_and_a_child_by_digest_through_the_mirror(
+        mirrored: Callable[..., Mirrored], docker_daemon: DockerDaemon, podman: Podman,
+        short_dir: Callable[[], Path], tmp_path: Path) -> None:
+    """A multi-platform index by tag (ctr picks the linux/amd64 child, by digest) and the
+    other child by digest (podman): each manifest and blob comes from the upstream once."""
+    image = mirrored(fresh_repository())
+    index = random_index([("linux", "arm64"), ("linux", "amd64")])
+    arm64, amd64 = index.images
+    seed(image.upstream, image.repository, "multi", index)
+    image.upstream.sync()
+    image.seeded_at = image.upstream.access_log.stat().st_size
+
+    namespace = f"mirror-{secrets.token_hex(4)}"
+    by_tag = f"{image.upstream.host}/{image.repository}:multi"
+    try:
+        docker_daemon.ctr(namespace, "images", "pull", "--platform", "linux/amd64",
+                          "--hosts-dir", str(hosts_dir(tmp_path / "hosts", image)), by_tag)
+        listed = docker_daemon.ctr(namespace, "images", "ls").stdout.decode().splitlines()
+        assert [row.split()[2] for row in listed if row.startswith(by_tag + " ")] == [
+            index.index.digest]
+        for layer in amd64.layers:
+            assert docker_daemon.ctr(namespace, "content", "get", layer.digest).stdout \
+                == layer.data
+    finally:
+        docker_daemon.ctr(namespace, "images", "rm", "--sync", by_tag, check=False)
+
+    podman.env["CONTAINERS_REGISTRIES_CONF"] = str(registries_conf(short_dir(), image))
+    podman.env["REGISTRY_AUTH_FILE"] = str(empty_auth_file(short_dir()))
+    by_digest = f"{image.upstream.host}/{image.repository}@{arm64.manifest.digest}"
+    podman("pull", "--quiet", "--arch", "arm64", by_digest)
+    assert podman.inspect(by_digest)["Digest"] == arm64.manifest.digest
+
+    served = {(r.path, r.agent.split("/")[0]) for r in image.mirror_requests()
+              if r.method == "GET" and r.status == 200}
+    assert (f"/v2/{image.repository}/manifests/{amd64.manifest.digest}", "containerd") in served
+    assert (f"/v2/{PREFIX}/{image.repository}/manifests/{arm64.manifest.digest}",
+            "containers") in served
+    seen = image.upstream_requests()
+    assert [r for r in seen if not r.agent.startswith(MIRROR_AGENT)] == []
+    fetched = [r.path.rsplit("/", 1)[1] for r in seen if r.method == "GET" and r.status == 200]
+    assert sorted(fetched) == sorted(["multi", *(blob.digest for blob in index.blobs()[1:])]), \
+        seen
