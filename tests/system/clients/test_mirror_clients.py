@@ -149,12 +149,13 @@ class Mirrored:
 
 @pytest.fixture
 def mirrored(tmp_path: Path) -> Iterator[Callable[..., Mirrored]]:
-    """mirrored(repository, catch_all=False): an htpasswd upstream seeded with a fresh image
-    under `repository:v1` (`:latest` for a catch-all), and a Dockyard mirroring it, as `up/`
-    or, with `catch_all`, as distribution's `proxy:` for every repository."""
+    """mirrored(repository, catch_all=False, prefix="up"): an htpasswd upstream seeded with
+    a fresh image under `repository:v1` (`:latest` for a catch-all), and a Dockyard mirroring
+    it under `prefix/` or, with `catch_all`, as distribution's `proxy:` for every
+    repository."""
     with ExitStack() as stack:
 
-        def start(repository: str, catch_all: bool = False) -> Mirrored:
+        def start(repository: str, catch_all: bool = False, prefix: str = PREFIX) -> Mirrored:
             (tmp_path / "upstream").mkdir()
             (tmp_path / "mirror").mkdir()
             upstream = stack.enter_context(
@@ -166,7 +167,7 @@ def mirrored(tmp_path: Path) -> Iterator[Callable[..., Mirrored]]:
             config: dict[str, Any] = (
                 {"proxy": {"remoteurl": upstream.url, "username": user, "password": password}}
                 if catch_all else
-                {"mirrors": [{"prefix": PREFIX, "url": upstream.url, "username": user,
+                {"mirrors": [{"prefix": prefix, "url": upstream.url, "username": user,
                               "password": password}]})
             mirror = stack.enter_context(running_registry(tmp_path / "mirror", config))
             upstream.sync()
@@ -207,16 +208,18 @@ def assert_layout_holds(layout: OciLayout, tag: str, mirrored: Mirrored) -> None
     assert files == mirrored.image.files
 
 
-def registries_conf(directory: Path, mirrored: Mirrored) -> Path:
-    """The upstream with the mirror's prefix as its mirror, both over plain HTTP."""
+def registries_conf(directory: Path, mirrored: Mirrored, registry: str | None = None,
+                    prefix: str = PREFIX) -> Path:
+    """`registry` (default: the upstream) with the mirror's `prefix` as its mirror, both
+    over plain HTTP."""
     path = directory / "registries.conf"
     path.write_text(
         "unqualified-search-registries = []\n\n"
         "[[registry]]\n"
-        f'location = "{mirrored.upstream.host}"\n'
+        f'location = "{registry or mirrored.upstream.host}"\n'
         "insecure = true\n\n"
         "[[registry.mirror]]\n"
-        f'location = "{mirrored.mirror.host}/{PREFIX}"\n'
+        f'location = "{mirrored.mirror.host}/{prefix}"\n'
         "insecure = true\n")
     return path
 
@@ -317,11 +320,14 @@ def test_docker_pulls_a_hub_name_from_registry_mirrors(
     image.assert_mirror_served("docker/", f"/v2/{image.repository}", pulls=2)
 
 
-def hosts_dir(directory: Path, mirrored: Mirrored) -> Path:
-    """containerd's hosts.toml for the upstream: the mirror first, for pull and resolve."""
-    (directory / mirrored.upstream.host).mkdir(parents=True)
-    (directory / mirrored.upstream.host / "hosts.toml").write_text(
-        f'server = "{mirrored.upstream.url}"\n\n'
+def hosts_dir(directory: Path, mirrored: Mirrored, registry: str | None = None,
+              server: str | None = None) -> Path:
+    """containerd's hosts.toml for `registry` (default: the upstream, also the default
+    `server`): the mirror first, for pull and resolve."""
+    registry = registry or mirrored.upstream.host
+    (directory / registry).mkdir(parents=True)
+    (directory / registry / "hosts.toml").write_text(
+        f'server = "{server or mirrored.upstream.url}"\n\n'
         f'[host."{mirrored.mirror.url}"]\n'
         '  capabilities = ["pull", "resolve"]\n')
     return directory
@@ -401,3 +407,32 @@ def test_an_index_and_a_child_by_digest_through_the_mirror(
     fetched = [r.path.rsplit("/", 1)[1] for r in seen if r.method == "GET" and r.status == 200]
     assert sorted(fetched) == sorted(["multi", *(blob.digest for blob in index.blobs()[1:])]), \
         seen
+
+
+def test_docker_hub_names_through_a_docker_io_prefix(
+        mirrored: Callable[..., Mirrored], docker_daemon: DockerDaemon, podman: Podman,
+        short_dir: Callable[[], Path], tmp_path: Path) -> None:
+    """How nodes mirror Docker Hub: a `docker.io` mirror entry (here, for lack of Docker
+    Hub, over the upstream). ctr asks `/v2/library/<name>/...?ns=docker.io`, podman asks
+    `/v2/docker.io/library/<name>/...`; both get the upstream's `library/<name>`."""
+    image = mirrored(f"library/dockyard-e2e-{secrets.token_hex(4)}", prefix="docker.io")
+    reference = f"docker.io/{image.repository}:{image.tag}"
+
+    namespace = f"mirror-{secrets.token_hex(4)}"
+    hosts = hosts_dir(tmp_path / "hosts", image, "docker.io", "https://registry-1.docker.io")
+    try:
+        docker_daemon.ctr(namespace, "images", "pull", "--hosts-dir", str(hosts), reference)
+        listed = docker_daemon.ctr(namespace, "images", "ls").stdout.decode().splitlines()
+        assert [row.split()[2] for row in listed if row.startswith(reference + " ")] == [
+            image.digest]
+    finally:
+        docker_daemon.ctr(namespace, "images", "rm", "--sync", reference, check=False)
+    image.assert_mirror_served("containerd/", f"/v2/{image.repository}")
+
+    podman.env["CONTAINERS_REGISTRIES_CONF"] = str(
+        registries_conf(short_dir(), image, "docker.io", "docker.io"))
+    podman.env["REGISTRY_AUTH_FILE"] = str(empty_auth_file(short_dir()))
+    podman("pull", "--quiet", reference)
+    assert podman.inspect(reference)["Digest"] == image.digest
+    image.assert_mirror_served("containers/", f"/v2/docker.io/{image.repository}")
+    image.assert_upstream_saw_only_the_mirror()
