@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,18 +150,19 @@ class Mirrored:
 
 @pytest.fixture
 def mirrored(tmp_path: Path) -> Iterator[Callable[..., Mirrored]]:
-    """mirrored(repository, catch_all=False, prefix="up"): an htpasswd upstream seeded with
-    a fresh image under `repository:v1` (`:latest` for a catch-all), and a Dockyard mirroring
-    it under `prefix/` or, with `catch_all`, as distribution's `proxy:` for every
-    repository."""
+    """mirrored(repository, catch_all=False, prefix="up", layer_size=4096): an htpasswd
+    upstream seeded with a fresh image under `repository:v1` (`:latest` for a catch-all), and
+    a Dockyard mirroring it under `prefix/` or, with `catch_all`, as distribution's `proxy:`
+    for every repository."""
     with ExitStack() as stack:
 
-        def start(repository: str, catch_all: bool = False, prefix: str = PREFIX) -> Mirrored:
+        def start(repository: str, catch_all: bool = False, prefix: str = PREFIX,
+                  layer_size: int = 4096) -> Mirrored:
             (tmp_path / "upstream").mkdir()
             (tmp_path / "mirror").mkdir()
             upstream = stack.enter_context(
                 reference_registry(tmp_path / "upstream", users=dict([CREDENTIALS])))
-            image = random_image(layer_count=2, layer_size=4096)
+            image = random_image(layer_count=2, layer_size=layer_size)
             tag = "latest" if catch_all else "v1"
             seed(upstream, repository, tag, image)
             user, password = CREDENTIALS
@@ -435,4 +437,44 @@ def test_docker_hub_names_through_a_docker_io_prefix(
     podman("pull", "--quiet", reference)
     assert podman.inspect(reference)["Digest"] == image.digest
     image.assert_mirror_served("containers/", f"/v2/docker.io/{image.repository}")
+    image.assert_upstream_saw_only_the_mirror()
+
+
+def test_three_clients_at_once_share_one_upstream_fetch(
+        mirrored: Callable[..., Mirrored], docker_daemon: DockerDaemon, podman: Podman,
+        short_dir: Callable[[], Path], tmp_path: Path) -> None:
+    """ctr, podman and skopeo pull the same cold image (8 MiB layers) at the same time, each
+    in its own configuration: every blob is fetched from the upstream once, and every client
+    gets the image whole."""
+    image = mirrored(fresh_repository(), layer_size=8 * 1024 * 1024)
+    reference = f"{image.upstream.host}/{image.repository}:{image.tag}"
+    namespace = f"mirror-{secrets.token_hex(4)}"
+    hosts = hosts_dir(tmp_path / "hosts", image)
+    podman.env["CONTAINERS_REGISTRIES_CONF"] = str(registries_conf(short_dir(), image))
+    podman.env["REGISTRY_AUTH_FILE"] = str(empty_auth_file(short_dir()))
+    layout = OciLayout(tmp_path / "skopeo")
+    pulls: list[Callable[[], object]] = [
+        lambda: docker_daemon.ctr(namespace, "images", "pull", "--hosts-dir", str(hosts),
+                                  reference),
+        lambda: podman("pull", "--quiet", reference),
+        lambda: run([require_tool("skopeo"), "copy", "--quiet", "--src-tls-verify=false",
+                     "--src-no-creds",
+                     f"docker://{image.mirror.host}/{PREFIX}/{image.repository}:{image.tag}",
+                     f"oci:{layout.path}:{image.tag}"]),
+    ]
+    try:
+        with ThreadPoolExecutor(len(pulls)) as pool:
+            for pending in [pool.submit(pull) for pull in pulls]:
+                pending.result()
+        for layer in image.image.layers:
+            assert docker_daemon.ctr(namespace, "content", "get", layer.digest).stdout \
+                == layer.data
+    finally:
+        docker_daemon.ctr(namespace, "images", "rm", "--sync", reference, check=False)
+    assert podman.inspect(reference)["Digest"] == image.digest
+    assert_layout_holds(layout, image.tag, image)
+
+    image.assert_mirror_served("containerd/", f"/v2/{image.repository}")
+    image.assert_mirror_served("containers/", f"/v2/{PREFIX}/{image.repository}")
+    image.assert_mirror_served("skopeo/", f"/v2/{PREFIX}/{image.repository}")
     image.assert_upstream_saw_only_the_mirror()
