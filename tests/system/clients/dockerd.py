@@ -27,8 +27,10 @@ CERTS_D = Path("/etc/docker/certs.d")
 class DockerDaemon:
     """dockerd in `directory`; `docker()` and `ctr()` run the clients against it."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, settings: dict[str, object] | None = None) -> None:
+        """`settings` go into its daemon.json (e.g. `registry-mirrors`)."""
         self.directory = directory
+        self.settings = dict(settings or {})
         self.dockerd = require_tool("dockerd")
         # The CLI of the engine's package (Debian: /usr/sbin/dockerd, /usr/bin/docker), not
         # whichever `docker` comes first on PATH.
@@ -58,7 +60,7 @@ class DockerDaemon:
         config_file = self.directory / "daemon.json"
         # The engine's identity key, which would otherwise be written to /etc/docker/key.json.
         config_file.write_text(json.dumps(
-            {"deprecated-key-path": str(self.directory / "key.json")}))
+            {"deprecated-key-path": str(self.directory / "key.json"), **self.settings}))
         command = [
             self.dockerd, "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false",
             "--bridge=none", "--data-root", str(self.directory / "data"),
