@@ -5,6 +5,7 @@ or killed midway, a hang, a manifest that is not one. The client of the mirror g
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import threading
 import time
@@ -159,3 +160,21 @@ def test_garbage_manifest_is_502_and_not_cached(stack: ExitStack,
     assert upstream.count("/v2/r/manifests/latest") == 2, "the garbage was cached"
     assert upstream.count(f"/v2/r/manifests/{sha256(garbage)}") == 1
     _healthy(mirror.url)
+
+
+def test_manifest_not_matching_the_asked_digest(stack: ExitStack,
+                                                start_mirror: MirrorStarter) -> None:
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [],
+                       "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                                  "digest": sha256(b"{}"), "size": 2}}).encode()
+    asked = sha256(body + b" ")
+
+    async def manifest(request: web.Request) -> web.Response:
+        return web.Response(body=body, headers={"Content-Type": OCI_MANIFEST})
+
+    upstream = fake_upstream(stack, {"/v2/r/manifests/{reference}": manifest})
+    mirror = start_mirror(mirror_entry(upstream.url, "up"))
+    assert_error(get_manifest(mirror.url, "up/r", asked), 502)
+    assert_error(get_manifest(mirror.url, "up/r", asked), 502)
+    assert upstream.count(f"/v2/r/manifests/{asked}") == 2
+    assert get_manifest(mirror.url, "up/r", sha256(body)).content == body

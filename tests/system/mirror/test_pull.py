@@ -9,7 +9,7 @@ from uuid import uuid4
 import pytest
 
 from tests.server import RunningRegistry
-from tests.system.api.client import describe, random_bytes, repo_name
+from tests.system.api.client import assert_error, describe, random_bytes, repo_name
 from tests.system.mirror.kit import (
     UPSTREAM_CREDENTIALS,
     MirrorStarter,
@@ -64,7 +64,8 @@ def test_pull_through_by_tag_and_digest(request: pytest.FixtureRequest,
     pull(mirror.url, local, "v1", image.manifest.body)
     pull(mirror.url, local, image.digest, image.manifest.body)
     fetched = upstream_requests(f"/v2/{name}/")
-    assert upstream_requests(f"/v2/{name}/blobs/{image.layer_digests[0]}") == 1
+    for layer in image.layer_digests:  # the HEAD's download served the later GET
+        assert upstream_requests(f"/v2/{name}/blobs/{layer}") == 1
 
     pull(mirror.url, local, "v1", image.manifest.body)
     pull(mirror.url, local, image.digest, image.manifest.body)
@@ -109,3 +110,15 @@ def test_containerd_namespace_query(go_upstream: ReferenceRegistry,
     assert response.content == other.manifest.body
     # without ns the same path is a local repository, which holds nothing
     assert get_manifest(mirror.url, "library/alpine", tag).status_code == 404
+
+
+def test_missing_upstream_content_is_404_and_not_remembered(
+        go_upstream: ReferenceRegistry, start_mirror: MirrorStarter) -> None:
+    name = repo_name("lib")
+    mirror = start_mirror(mirror_entry(go_upstream.url, "up", UPSTREAM_CREDENTIALS))
+    assert_error(get_manifest(mirror.url, f"up/{name}", "v1"), 404, "MANIFEST_UNKNOWN",
+                 "NAME_UNKNOWN")
+    missing = sha256(random_bytes(64))
+    assert_error(get_blob(mirror.url, f"up/{name}", missing), 404, "BLOB_UNKNOWN")
+    image = seed_image(go_upstream.url, name, "v1", credentials=UPSTREAM_CREDENTIALS)
+    pull(mirror.url, f"up/{name}", "v1", image.manifest.body)
