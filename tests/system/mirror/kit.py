@@ -224,9 +224,18 @@ class FakeUpstream:
 
     def close(self) -> None:
         self.stop()
+        asyncio.run_coroutine_threadsafe(_cancel_others(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+
+async def _cancel_others() -> None:
+    """Handlers still hanging when the server stops: cancelled, not left to the loop's end."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 async def _version(request: web.Request) -> web.Response:
