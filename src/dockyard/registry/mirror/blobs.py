@@ -54,7 +54,7 @@ class _Reading:
     """A client's view of a download: the `registry.blobs.Download` the HTTP layer reads."""
 
     def __init__(self, blobs: MirroredBlobs, download: _Download, digest: Digest,
-                 broadcast: Broadcast | None) -> None:
+                 broadcast: Broadcast) -> None:
         self._blobs = blobs
         self._download = download
         self._digest = digest
@@ -62,11 +62,11 @@ class _Reading:
 
     @property
     def size(self) -> int | None:
-        return self._broadcast.size if self._broadcast is not None else None
+        return self._broadcast.size
 
     async def read(self) -> AsyncIterator[bytes]:
         broadcast = self._broadcast
-        if broadcast is not None and broadcast.accepting:
+        if broadcast.accepting:
             sent = False
             try:
                 async for chunk in broadcast.reader():
@@ -120,6 +120,10 @@ class MirroredBlobs(Blobs):
         else:
             download = self._start(route, repository, digest)
         broadcast = await asyncio.shield(download.started)
+        if broadcast is None:  # another process stored it: serve it as any stored blob,
+            await asyncio.shield(download.done)  # with its length
+            await self._cached(repository, digest)  # (linked even if it joined late)
+            return await super().stat(repository, digest, pulled_by)
         reading = _Reading(self, download, digest, broadcast)
         size = reading.size
         if size is not None:
