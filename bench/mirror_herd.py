@@ -48,7 +48,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from bench.httpclient import Connection, HttpError, expect
 from bench.metrics import machine_busy_seconds, self_cpu_seconds
 from bench.seed import push_blob, sha256_digest
-from bench.targets import RunningTarget, TargetSpec, free_port, wait_or_kill
+from bench.targets import CLOCK_TICKS, RunningTarget, TargetSpec, free_port, wait_or_kill
 from bench.targets import dockyard as dockyard_spec
 from bench.targets import go_reference as go_spec
 from bench.targets import tree_cpu_seconds as cpu_of
@@ -212,6 +212,7 @@ class Upstream:
     last_blob_done_s: float | None = None
     note: str = ""
     requests: dict[str, int] = field(default_factory=dict)  # "GET blobs 200" -> count
+    blob_gets_by_digest: dict[str, int] = field(default_factory=dict)  # 200 GETs per blob
 
     @classmethod
     def from_stats(cls, stats: dict[str, Any], t0: float) -> Upstream:
@@ -226,6 +227,8 @@ class Upstream:
                 out.get_bytes += exchange["body_bytes"]
             if "/blobs/" in path and method == "GET" and exchange["status"] == 200:
                 out.blob_gets += 1
+                digest = path.rpartition("/")[2]
+                out.blob_gets_by_digest[digest] = out.blob_gets_by_digest.get(digest, 0) + 1
                 out.blob_bytes += exchange["body_bytes"]
                 out.cut_blob_gets += not exchange["complete"]
                 done = exchange["finished"] - t0
@@ -297,7 +300,7 @@ class Herd:
         return [client.error for client in self.clients if client.error]
 
 
-def run_herd(mirror: RunningTarget, image: Image, clients: int, proxy: CountingProxy,
+def run_herd(mirror: RunningTarget, image: Image, clients: int, proxy: CountingProxy | None,
              watched: dict[str, Any]) -> Herd:
     results = [Client() for _ in range(clients)]
     t0 = [0.0]
@@ -314,7 +317,8 @@ def run_herd(mirror: RunningTarget, image: Image, clients: int, proxy: CountingP
             client.done_s = time.monotonic() - t0[0]
 
     os.sync()
-    proxy.reset()
+    if proxy is not None:
+        proxy.reset()
     before = cpu_snapshot(mirror, watched)
     threads = [threading.Thread(target=one, args=(client,), daemon=True) for client in results]
     for thread in threads:
@@ -331,15 +335,33 @@ def run_herd(mirror: RunningTarget, image: Image, clients: int, proxy: CountingP
     after = cpu_snapshot(mirror, watched)
     cpu = {name: after[name] - before[name] for name in before}
     cpu["other"] = cpu.pop("machine") - sum(cpu.values())
-    upstream = Upstream.from_stats(proxy.quiet(), t0[0])
+    if proxy is not None:
+        upstream = Upstream.from_stats(proxy.quiet(), t0[0])
+    else:  # nothing counts; give a download that outlives the responses time to end
+        time.sleep(2 * QUIET_SECONDS)
+        upstream = Upstream(note="not counted (--direct)")
     return Herd(seconds, results, upstream, cpu)
 
 
+def interrupt_seconds() -> tuple[float, float]:
+    """Machine-wide (irq + softirq, steal) CPU seconds so far, from /proc/stat.
+
+    Loopback TCP does the receiving side's protocol work in softirq context, which the kernel
+    charges to no process: it grows with the bytes moved, so a mirror that fetches the same
+    blob many times costs CPU here that no process table shows."""
+    with open("/proc/stat") as handle:
+        fields = [int(value) for value in handle.readline().split()[1:]]
+    return (fields[5] + fields[6]) / CLOCK_TICKS, fields[7] / CLOCK_TICKS
+
+
 def cpu_snapshot(mirror: RunningTarget, watched: dict[str, Any]) -> dict[str, float]:
-    """CPU seconds so far of the mirror, the upstream, the proxies, this client, the machine."""
+    """CPU seconds so far of the mirror, the upstream, the proxies, this client, the kernel's
+    interrupt work, a hypervisor's steal, and the whole machine."""
+    irq, steal = interrupt_seconds()
     return {"mirror": mirror.cpu_seconds(), "upstream": watched["upstream"].cpu_seconds(),
             "proxies": sum(proxy.cpu_seconds() for proxy in watched["proxies"]),
-            "client": self_cpu_seconds(), "machine": machine_busy_seconds()}
+            "client": self_cpu_seconds(), "softirq": irq, "steal": steal,
+            "machine": machine_busy_seconds()}
 
 
 # ---------------------------------------------------------------- mirrors
@@ -356,12 +378,12 @@ def as_mirror(spec: TargetSpec, remote: str, env: dict[str, str] | None = None) 
     return TargetSpec(spec.kind, config, spec.command, env or spec.env)
 
 
-def mirror_spec(kind: str, args: argparse.Namespace, proxy: CountingProxy) -> TargetSpec:
+def mirror_spec(kind: str, args: argparse.Namespace, remote: str) -> TargetSpec:
     if kind == "go":
-        return as_mirror(go_spec(args.go_binary), proxy.url)
+        return as_mirror(go_spec(args.go_binary), remote)
     # This checkout's code, whatever the interpreter has installed.
     path = os.pathsep.join(filter(None, [str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH")]))
-    return as_mirror(dockyard_spec(args.python, args.dockyard_workers), proxy.url,
+    return as_mirror(dockyard_spec(args.python, args.dockyard_workers), remote,
                      {"PYTHONPATH": path})
 
 
@@ -374,8 +396,9 @@ class Run:
 
 
 def measure_mirror(kind: str, number: int, args: argparse.Namespace, image: Image,
-                   proxy: CountingProxy, workdir: Path, watched: dict[str, Any]) -> Run:
-    mirror = RunningTarget(mirror_spec(kind, args, proxy), f"{kind}-mirror-{number}", workdir)
+                   proxy: CountingProxy | None, workdir: Path, watched: dict[str, Any]) -> Run:
+    remote = proxy.url if proxy is not None else watched["upstream"].url
+    mirror = RunningTarget(mirror_spec(kind, args, remote), f"{kind}-mirror-{number}", workdir)
     mirror.start()
     try:
         cold = run_herd(mirror, image, args.clients, proxy, watched)
@@ -461,7 +484,7 @@ def report(runs: list[Run], image: Image, args: argparse.Namespace) -> str:
         ("warm: first client done", lambda r: min(c.done_s for c in r.warm.clients), "s", 2),
     ]
     for phase in ("cold", "warm"):
-        for who in ("mirror", "upstream", "proxies", "client", "other"):
+        for who in ("mirror", "upstream", "proxies", "client", "softirq", "steal", "other"):
             rows.append((f"{phase}: CPU {who}",
                          lambda r, p=phase, w=who: getattr(r, p).cpu.get(w, 0.0), "s", 1))
     lines = [f"| measure | {' | '.join(kinds)} |" + (" ratio |" if len(kinds) == 2 else ""),
@@ -532,6 +555,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="parent of the scratch directory (default: the system temp dir)")
     parser.add_argument("--json", type=Path, help="also write every run to this file")
     parser.add_argument("--keep", action="store_true", help="keep data and server logs")
+    parser.add_argument("--direct", action="store_true",
+                        help="mirrors talk to the upstream straight, without the counting "
+                             "proxies: times without the proxies' CPU, upstream not counted")
     args = parser.parse_args(argv)
     args.kinds = [kind.strip() for kind in args.targets.split(",") if kind.strip()]
     if not args.kinds or set(args.kinds) - {"go", "dockyard"} or len(set(args.kinds)) != len(
@@ -559,14 +585,14 @@ def main(argv: list[str] | None = None) -> int:
         image = push_image(upstream, args.layers, args.layer_mib * MiB)
         log(f"upstream {upstream.url}: {REPOSITORY}:{TAG}, {image.size / MiB:.1f} MiB, pushed "
             f"in {time.monotonic() - started:.1f}s")
-        for kind in args.kinds:
+        for kind in args.kinds if not args.direct else []:
             proxies[kind] = CountingProxy(upstream.port)
         watched = {"upstream": upstream, "proxies": list(proxies.values())}
         for number in range(1, args.runs + 1):
             order = args.kinds if number % 2 else list(reversed(args.kinds))
             log(f"run {number}/{args.runs}: {' then '.join(order)}")
             for kind in order:
-                run = measure_mirror(kind, number, args, image, proxies[kind], workdir,
+                run = measure_mirror(kind, number, args, image, proxies.get(kind), workdir,
                                      watched)
                 runs.append(run)
                 failed |= bool(run.cold.errors or run.warm.errors)
