@@ -420,9 +420,11 @@ def measure_mirror(kind: str, number: int, args: argparse.Namespace, image: Imag
 
 def summary(herd: Herd, image: Image) -> str:
     up = herd.upstream
-    text = (f"upstream {up.blob_bytes / image.blob_size:.3f}x blobs in {up.blob_gets} blob GETs"
-            f" ({up.cut_blob_gets} cut), {up.blob_heads} HEADs, {up.manifest_requests} "
-            f"manifest requests; cpu " + " ".join(f"{k} {v:.1f}s" for k, v in herd.cpu.items()))
+    text = "cpu " + " ".join(f"{k} {v:.1f}s" for k, v in herd.cpu.items())
+    if not up.note:
+        text = (f"upstream {up.blob_bytes / image.blob_size:.3f}x blobs in {up.blob_gets} blob "
+                f"GETs ({up.cut_blob_gets} cut), {up.blob_heads} HEADs, "
+                f"{up.manifest_requests} manifest requests; {text}")
     if herd.errors:
         text += f"; {len(herd.errors)} client errors, first: {herd.errors[0]}"
     if up.note:
@@ -451,7 +453,8 @@ def ratio(values_a: list[float], values_b: list[float], name_a: str, name_b: str
     return f"{name_b}/{name_a} = {b:.2f}/{a:.2f} = {b / a:.2f}"
 
 
-def report(runs: list[Run], image: Image, args: argparse.Namespace) -> str:
+def report(runs: list[Run], image: Image, args: argparse.Namespace,
+           plain: list[float]) -> str:
     kinds = list(dict.fromkeys(run.kind for run in runs))
     by_kind = {kind: [run for run in runs if run.kind == kind] for kind in kinds}
 
@@ -490,6 +493,8 @@ def report(runs: list[Run], image: Image, args: argparse.Namespace) -> str:
     lines = [f"| measure | {' | '.join(kinds)} |" + (" ratio |" if len(kinds) == 2 else ""),
              "|---" * (len(kinds) + 1 + (len(kinds) == 2)) + "|"]
     for label, pick, unit, digits in rows:
+        if args.direct and "upstream" in label and "CPU" not in label:
+            continue  # nothing counted it
         cells = [cell(values(kind, pick), unit, digits) for kind in kinds]
         if len(kinds) == 2:
             cells.append(ratio(values(kinds[0], pick), values(kinds[1], pick), kinds[0],
@@ -504,7 +509,9 @@ def report(runs: list[Run], image: Image, args: argparse.Namespace) -> str:
             f"{image.layers[0].size / MiB:.0f} MiB layers + config {image.config.size} B + "
             f"manifest {len(image.manifest)} B; Dockyard workers {args.dockyard_workers}; "
             f"{os.cpu_count()} CPUs, {cpu_model()}.")
-    return "\n".join([head, "", *lines, *(["", *errors] if errors else [])])
+    tail = (f"The same herd against the upstream itself (a plain Go registry, no mirror, blobs "
+            f"in the page cache): {cell(plain)}.")
+    return "\n".join([head, "", *lines, "", tail, *(["", *errors] if errors else [])])
 
 
 def cpu_model() -> str:
@@ -518,8 +525,10 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def to_json(runs: list[Run], image: Image, args: argparse.Namespace) -> dict[str, Any]:
+def to_json(runs: list[Run], image: Image, args: argparse.Namespace, plain: list[float],
+            ) -> dict[str, Any]:
     return {"clients": args.clients, "dockyard_workers": args.dockyard_workers,
+            "direct": args.direct, "plain_upstream_herd_seconds": plain,
             "image": {"size": image.size, "digest": image.digest,
                       "blobs": [asdict(blob) for blob in image.blobs]},
             "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(),
@@ -578,6 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     upstream = RunningTarget(go_spec(args.go_binary), "upstream", workdir)
     proxies: dict[str, CountingProxy] = {}
     runs: list[Run] = []
+    plain: list[float] = []
     failed = False
     try:
         upstream.start()
@@ -591,6 +601,10 @@ def main(argv: list[str] | None = None) -> int:
         for number in range(1, args.runs + 1):
             order = args.kinds if number % 2 else list(reversed(args.kinds))
             log(f"run {number}/{args.runs}: {' then '.join(order)}")
+            herd = run_herd(upstream, image, args.clients, None, watched)
+            log(f"  plain upstream, no mirror: {herd.seconds:6.2f}s")
+            plain.append(herd.seconds)
+            failed |= bool(herd.errors)
             for kind in order:
                 run = measure_mirror(kind, number, args, image, proxies.get(kind), workdir,
                                      watched)
@@ -605,9 +619,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     runs.sort(key=lambda run: (args.kinds.index(run.kind), run.number))
-    print(report(runs, image, args))
+    print(report(runs, image, args, plain))
     if args.json:
-        args.json.write_text(json.dumps(to_json(runs, image, args), indent=2))
+        args.json.write_text(json.dumps(to_json(runs, image, args, plain), indent=2))
         log(f"wrote {args.json}")
     return 1 if failed else 0
 
