@@ -8,7 +8,7 @@ byte as Python allows and is not what limits throughput. Only loopback hosts are
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -17,6 +17,10 @@ READ_BUFFER = 4 * 1024 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+Sink = Callable[[memoryview], None]
+"""Takes each piece of a response body as it is read; the view is valid only during the call."""
 
 
 class HttpError(Exception):
@@ -91,18 +95,20 @@ class Connection:
         body: bytes | bytearray | memoryview | None = None,
         *,
         keep_body: bool = True,
+        sink: Sink | None = None,
     ) -> Response:
         """Send one request and read its whole response.
 
         With ``keep_body=False`` the body is read and counted but not stored, which is
-        how downloads are measured. A request on a keep-alive connection that the server
+        how downloads are measured; ``sink`` is given every piece of the body as it is
+        read (to hash it on the way, for one). A request on a keep-alive connection that the server
         closed while idle is retried once on a new connection.
         """
         for attempt in (1, 2):
             fresh = self.sock is None
             try:
                 self._send(method, target, headers or {}, body)
-                return self._read_response(method, keep_body)
+                return self._read_response(method, keep_body, sink)
             except (ConnectionResetError, BrokenPipeError, _ClosedBeforeResponse) as exc:
                 self.close()
                 if fresh or attempt == 2:
@@ -146,7 +152,8 @@ class Connection:
             self.pending += self.scratch[:count]
         return count
 
-    def _read_response(self, method: str, keep_body: bool) -> Response:
+    def _read_response(self, method: str, keep_body: bool, sink: Sink | None = None,
+                       ) -> Response:
         while True:
             end = self.pending.find(b"\r\n\r\n")
             if end >= 0:
@@ -169,26 +176,30 @@ class Connection:
             name, _, value = line.partition(":")
             response.headers[name.strip().lower()] = value.strip()
         if status == 100:
-            return self._read_response(method, keep_body)
+            return self._read_response(method, keep_body, sink)
         if method == "HEAD" or status in (204, 304):
             pass
         elif response.header("transfer-encoding").lower() == "chunked":
-            self._read_chunked(response, keep_body)
+            self._read_chunked(response, keep_body, sink)
         elif response.header("content-length"):
-            self._read_length(response, int(response.header("content-length")), keep_body)
+            self._read_length(response, int(response.header("content-length")), keep_body,
+                              sink)
         else:
-            self._read_to_close(response, keep_body)
+            self._read_to_close(response, keep_body, sink)
         if response.header("connection").lower() == "close":
             self.close()
         return response
 
-    def _read_length(self, response: Response, length: int, keep_body: bool) -> None:
+    def _read_length(self, response: Response, length: int, keep_body: bool,
+                     sink: Sink | None = None) -> None:
         if keep_body and length > MAX_BODY_BYTES:
             raise HttpError(f"response body of {length} bytes is too large to keep")
         kept = bytearray()
         taken = min(length, len(self.pending))
         if keep_body:
             kept += self.pending[:taken]
+        if sink is not None and taken:
+            sink(memoryview(self.pending)[:taken])
         del self.pending[:taken]
         remaining = length - taken
         assert self.sock is not None
@@ -199,6 +210,8 @@ class Connection:
                 raise HttpError(f"connection closed with {remaining} body bytes missing")
             if keep_body:
                 kept += view[:count]
+            if sink is not None:
+                sink(view[:count])
             remaining -= count
         response.body = bytes(kept)
         response.received = length
@@ -215,7 +228,8 @@ class Connection:
             if not self._recv_more():
                 raise HttpError("connection closed inside a chunked body")
 
-    def _read_chunked(self, response: Response, keep_body: bool) -> None:
+    def _read_chunked(self, response: Response, keep_body: bool, sink: Sink | None = None,
+                      ) -> None:
         kept = bytearray()
         total = 0
         while True:
@@ -232,14 +246,19 @@ class Connection:
                     raise HttpError("connection closed inside a chunk")
             if keep_body:
                 kept += self.pending[:size]
+            if sink is not None:
+                sink(memoryview(self.pending)[:size])
             del self.pending[: size + 2]
         response.body = bytes(kept)
         response.received = total
 
-    def _read_to_close(self, response: Response, keep_body: bool) -> None:
+    def _read_to_close(self, response: Response, keep_body: bool, sink: Sink | None = None,
+                       ) -> None:
         while self._recv_more():
             if len(self.pending) > MAX_BODY_BYTES:
                 raise HttpError("response body too large")
+        if sink is not None:
+            sink(memoryview(self.pending))
         response.received = len(self.pending)
         response.body = bytes(self.pending) if keep_body else b""
         self.close()

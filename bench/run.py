@@ -32,7 +32,14 @@ from bench.httpclient import Connection, HttpError
 from bench.loadgen import AB, WRK
 from bench.metrics import GROUPS, METRICS, Context, Measurement, Metric
 from bench.seed import Seeded, seed_downloads, seed_image, seed_lists, verify
-from bench.targets import RunningTarget, TargetSpec, dockyard, free_port, go_reference
+from bench.targets import (
+    RunningTarget,
+    TargetSpec,
+    dockyard,
+    free_port,
+    go_reference,
+    wait_or_kill,
+)
 from bench.transfers import BIG_SIZE, SMALL_COUNT, SMALL_SIZE, BlobSource
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -150,11 +157,7 @@ class SendfileServer:
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+            wait_or_kill(self.process)
 
 
 # ---------------------------------------------------------------- results

@@ -85,6 +85,15 @@ def dockyard(python: str, workers: int | None = None) -> TargetSpec:
     return TargetSpec("dockyard", config, command)
 
 
+def wait_or_kill(process: subprocess.Popen[Any], timeout: float = 5.0) -> None:
+    """Wait for a process told to stop; kill it if it does not within ``timeout``."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+
+
 # ---------------------------------------------------------------- /proc accounting
 
 
