@@ -84,6 +84,10 @@ def test_docker_hub_names_get_library(go_upstream: ReferenceRegistry,
     assert go_upstream.requests_for(f"/v2/library/alpine/manifests/{tag}", "GET", 200) == 1
     assert go_upstream.requests_for("/v2/alpine/") == 0
     pull(mirror.url, "docker.io/library/alpine", tag, image.manifest.body)  # the long form
+    # is the same cached repository: nothing more from the upstream
+    assert go_upstream.requests_for(f"/v2/library/alpine/manifests/{tag}", "GET", 200) == 1
+    for layer in image.layer_digests:
+        assert go_upstream.requests_for(f"/blobs/{layer}", "GET", 200) == 1
 
 
 def test_containerd_namespace_query(go_upstream: ReferenceRegistry,

@@ -34,7 +34,7 @@ log = logging.getLogger("dockyard.mirror")
 
 LEASE_TTL = 30.0
 """The download lease, renewed while it runs: a dead downloader's is free this soon."""
-WAIT_POLL = 0.2
+WAIT_POLL = 0.05
 """How often a process that lost the lease looks for the blob the winner stores."""
 
 

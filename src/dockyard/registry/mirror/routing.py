@@ -69,10 +69,22 @@ class Routes:
         return None
 
     def local_name(self, name: str, namespace: str | None) -> str:
-        """The repository a containerd mirror request (`?ns=host`) means: `name` under the
-        prefix of the upstream for that host; unchanged when no upstream is for it."""
-        if not namespace:
+        """The repository a request means: under a containerd mirror request (`?ns=host`),
+        `name` under the prefix of the upstream for that host; and a Docker Hub short name
+        (`docker.io/alpine`) as its full one (`docker.io/library/alpine`), so both are one
+        cached repository."""
+        if namespace:
+            name = self._namespaced(name, namespace)
+        route = self.route(name)
+        if route is None or not route.remote_repository.startswith("library/"):
             return name
+        prefix = route.upstream.prefix
+        path = name[len(prefix) + 1:] if prefix else name
+        if "/" in path:
+            return name
+        return f"{prefix}/library/{path}" if prefix else f"library/{path}"
+
+    def _namespaced(self, name: str, namespace: str) -> str:
         for upstream in self.upstreams:
             if not upstream.prefix:
                 continue
