@@ -18,7 +18,13 @@ from dockyard.cli.command import Subparsers, add_command, async_handler
 from dockyard.cli.inprocess import Ticker, open_registry
 from dockyard.config import Config, parse_duration
 from dockyard.oci.digest import Digest
-from dockyard.oci.layout import LayoutError, blob_digests, open_layout
+from dockyard.oci.layout import (
+    ZSTD_SUFFIX,
+    LayoutError,
+    blob_digests,
+    open_layout,
+    zstd_writer,
+)
 from dockyard.registry.errors import RegistryError
 from dockyard.registry.gc import format_bytes
 from dockyard.registry.registry import Registry
@@ -49,7 +55,8 @@ def register(subparsers: Subparsers) -> None:
                         help="what to export; globs as in access rules (team/**, app:v1.*); "
                              "nothing: every repository and tag")
     export.add_argument("--to", required=True, metavar="PATH",
-                        help="a directory, a file ending in .tar, or - (a tar on stdout)")
+                        help="a directory, a file ending in .tar or .tar.zst, or - (a tar on "
+                             "stdout)")
     export.add_argument("--since", metavar="DURATION",
                         help="only tags whose manifest was pushed within this time (24h)")
     export.add_argument("--platform", action="append", default=[], metavar="OS/ARCH",
@@ -64,10 +71,11 @@ def register(subparsers: Subparsers) -> None:
 
 def import_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """`dockyard import`'s arguments, in one place for every source it loads from."""
-    parser = add_command(subparsers, "import", "load an OCI image layout (directory or .tar) "
+    parser = add_command(subparsers, "import", "load an OCI image layout (directory, .tar, "
+                                               ".tar.zst) "
                                                "through the registry's own services")
     parser.add_argument("path", nargs="?", metavar="PATH",
-                        help="the layout: a directory or a .tar archive")
+                        help="the layout: a directory, a .tar or a .tar.zst archive")
     parser.add_argument("--repository", metavar="NAME",
                         help="target of entries that name no repository (layouts written by "
                              "skopeo or oras); their ref.name annotation is the tag")
@@ -121,16 +129,18 @@ def _writer(target: str) -> Iterator[LayoutWriter]:
         yield TarWriter(sys.stdout.buffer)
         return
     path = Path(target)
-    if path.name.endswith(".tar.zst"):
-        raise InvalidSelection("compressed archives are not written yet: export to - and "
-                               "pipe through zstd")
-    if not path.name.endswith(".tar"):
+    compressed = path.name.endswith(ZSTD_SUFFIX)
+    if not compressed and not path.name.endswith(".tar"):
         yield DirectoryWriter(path)
         return
     partial = path.with_name(f".{path.name}.partial")
     try:
         with partial.open("wb") as out:
-            yield TarWriter(out)
+            if compressed:
+                with zstd_writer(out) as stream:
+                    yield TarWriter(stream)
+            else:
+                yield TarWriter(out)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

@@ -11,6 +11,7 @@ import json
 import os
 import posixpath
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,7 +169,9 @@ class DirectoryLayout(LayoutReader):
 class TarLayout(LayoutReader):
     """A tar archive read in place: members are looked up by name and read by offset."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, owned: bool = False) -> None:
+        """`owned`: the archive is a temporary file, removed on close."""
+        self._owned = path if owned else None
         try:
             self._tar = tarfile.open(path, "r:")  # noqa: SIM115 - open until close()
         except (tarfile.TarError, OSError) as exc:
@@ -225,6 +228,8 @@ class TarLayout(LayoutReader):
 
     def close(self) -> None:
         self._tar.close()
+        if self._owned is not None:
+            self._owned.unlink(missing_ok=True)
 
 
 def _inside(member: str, target: str) -> None:
@@ -233,13 +238,46 @@ def _inside(member: str, target: str) -> None:
         raise LayoutError(f"tar member {member!r} links outside the layout")
 
 
-def open_layout(path: Path) -> LayoutReader:
-    """A directory, or a tar archive (what `export` writes for `.tar` and `-`)."""
+def open_layout(path: Path, scratch: Path | None = None) -> LayoutReader:
+    """A directory, a tar archive, or a zstd-compressed one (`.tar.zst`), which is first
+    decompressed into a temporary tar in `scratch` (the system's temporary directory by
+    default): a layout is read by name, in any order, which a compressed stream cannot do."""
     if path.is_dir():
         return DirectoryLayout(path)
     if not path.exists():
         raise LayoutError(f"{path} does not exist")
+    if path.name.endswith(ZSTD_SUFFIX):
+        return _decompressed(path, scratch)
     return TarLayout(path)
+
+
+ZSTD_SUFFIX = ".tar.zst"
+
+
+def _decompressed(path: Path, scratch: Path | None) -> LayoutReader:
+    import zstandard
+
+    with tempfile.NamedTemporaryFile(dir=scratch, suffix=".tar", delete=False) as out:
+        plain = Path(out.name)
+        try:
+            with path.open("rb") as source:
+                zstandard.ZstdDecompressor().copy_stream(source, out)
+        except (zstandard.ZstdError, OSError) as exc:
+            plain.unlink(missing_ok=True)
+            raise LayoutError(f"{path}: cannot decompress: {exc}") from exc
+    try:
+        return TarLayout(plain, owned=True)
+    except LayoutError:
+        plain.unlink(missing_ok=True)
+        raise
+
+
+def zstd_writer(out: IO[bytes]) -> IO[bytes]:
+    """A stream compressing with zstd into `out` (closing it ends the frame, not `out`)."""
+    import zstandard
+
+    writer: IO[bytes] = zstandard.ZstdCompressor(threads=-1).stream_writer(out, closefd=False)
+    return writer
 
 
 def parse_blob_digest(name: str) -> Digest | None:

@@ -96,7 +96,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[RunningRegistry, RunningRegistry]]:
         yield source, target
 
 
-@pytest.mark.parametrize("form", ["dir", "out.tar", "-"])
+@pytest.mark.parametrize("form", ["dir", "out.tar", "out.tar.zst", "-"])
 def test_round_trip_between_two_registries(pair: tuple[RunningRegistry, RunningRegistry],
                                            tmp_path: Path, form: str) -> None:
     source, target = pair

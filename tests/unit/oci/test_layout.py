@@ -18,6 +18,7 @@ from dockyard.oci.layout import (
     parse_blob_digest,
     parse_index,
     safe_name,
+    zstd_writer,
 )
 
 CONTENT = b"hello layout"
@@ -135,3 +136,24 @@ def test_a_missing_path_is_named(tmp_path: Path) -> None:
     junk.write_bytes(b"junk" * 300)
     with pytest.raises(LayoutError, match="not a readable tar"):
         open_layout(junk)
+
+
+def test_zstd_archives_are_read_through_a_temporary_tar(tmp_path: Path) -> None:
+    plain = tar_with(tmp_path / "ok.tar", (member(BLOB), CONTENT))
+    packed = tmp_path / "ok.tar.zst"
+    with packed.open("wb") as out, zstd_writer(out) as stream:
+        stream.write(plain.read_bytes())
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    reader = open_layout(packed, scratch)
+    try:
+        with reader.open_blob(DIGEST) as blob:
+            assert blob.read() == CONTENT
+        assert len(list(scratch.iterdir())) == 1
+    finally:
+        reader.close()
+    assert list(scratch.iterdir()) == []
+    (tmp_path / "bad.tar.zst").write_bytes(b"not zstd at all")
+    with pytest.raises(LayoutError, match="cannot decompress"):
+        open_layout(tmp_path / "bad.tar.zst", scratch)
+    assert list(scratch.iterdir()) == []
