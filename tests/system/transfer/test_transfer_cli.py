@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import oras.layout.layout as oras_layout
 import pytest
 import requests
 
@@ -26,6 +27,7 @@ from tests.system.api.client import (
     random_bytes,
 )
 from tests.system.clients.clients import Skopeo
+from tests.system.clients.drivers import new_oras
 
 SIGNATURE = "application/vnd.dockyard.test.signature"
 ACCEPT = ", ".join(["application/vnd.oci.image.index.v1+json",
@@ -239,3 +241,17 @@ def test_an_import_killed_midway_finishes_on_rerun(
     layer = requests.get(f"{target.url}/v2/big/app/blobs/"
                          f"{image.document['layers'][7]['digest']}", timeout=30)
     assert layer.content == layers[7]
+
+
+def test_oras_py_reads_and_writes_layouts(pair: tuple[RunningRegistry, RunningRegistry],
+                                          tmp_path: Path) -> None:
+    source, target = pair
+    seeded = seed(source)
+    written = tmp_path / "oras"
+    oras_layout.NewLayoutFromRegistry(str(written), new_oras(insecure=True, tls_verify=False),
+                                      f"{source.host}/lib/multi:2.0", tag="2.0")
+    ok(dockyard(target, "import", str(written), "--repository", "from/oras"))
+    assert catalog(target) == {"from/oras": {"2.0": seeded.multi.body}}
+    ours = tmp_path / "ours"
+    ok(dockyard(source, "export", "--to", str(ours), "lib/app"))
+    assert oras_layout.Layout(str(ours)).get_ordered_blobs("1.0")[-1] == seeded.app.digest
