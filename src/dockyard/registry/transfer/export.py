@@ -84,6 +84,7 @@ class ExportReport:
     blobs: int = 0
     bytes_written: int = 0
     bytes_total: int = 0
+    """What is to be written: blobs and manifests (counted apart, in `manifests`)."""
     skipped_blobs: int = 0
     """Blobs left out because the base layout (or this directory already) holds them."""
     started: float = field(default_factory=time.monotonic)
@@ -139,7 +140,7 @@ class Exporter:
             body = once(manifest) if manifest is not None else \
                 self._registry.blobs.read(digest, 0, size)
             await writer.write_blob(digest, size, _counted(body, report, progress))
-            report.blobs += 1
+            report.blobs += manifest is None
         writer.finish(index_document(plan.entries))
         return report
 
