@@ -6,13 +6,14 @@ import argparse
 import sys
 
 from dockyard import __version__
-from dockyard.cli import config, events, key, maintenance, mirror, serve, user
+from dockyard.cli import config, events, key, maintenance, mirror, serve, transfer, user
 from dockyard.cli.command import CommandGroup, Handler, config_option
 from dockyard.config import ConfigError, load_config
 from dockyard.metadata.migrate import SchemaOutOfDate, UnknownSchema
 from dockyard.unavailable import ServiceUnavailable
 
-GROUPS: tuple[CommandGroup, ...] = (serve, config, user, key, events, maintenance, mirror)
+GROUPS: tuple[CommandGroup, ...] = (serve, config, user, key, events, maintenance, mirror,
+                                    transfer)
 """The command groups, in the order `dockyard --help` lists their commands."""
 
 
