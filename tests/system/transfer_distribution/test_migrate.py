@@ -216,3 +216,35 @@ def test_a_tree_without_the_go_layout_is_refused(tmp_path: Path) -> None:
     assert outcome.returncode == 2
     assert f"{tmp_path} holds no {GO_DATA}" in outcome.stderr
     assert not os.path.exists(dockyard.root / "blobs" / "sha256")
+
+
+def _write(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+
+
+def test_what_cannot_move_is_reported_with_its_reason(tmp_path: Path) -> None:
+    v2 = tmp_path / "go" / GO_DATA
+    schema1 = b'{"schemaVersion": 1, "name": "old/one", "tag": "v1", "fsLayers": []}'
+    digest = digest_of(schema1)
+    _write(v2 / "blobs" / "sha256" / digest[7:9] / digest[7:] / "data", schema1)
+    repository = v2 / "repositories" / "old" / "one"
+    _write(repository / "_manifests" / "revisions" / "sha256" / digest[7:] / "link",
+           digest.encode())
+    _write(repository / "_manifests" / "tags" / "v1" / "current" / "link", digest.encode())
+    missing = digest_of(b"never stored")
+    _write(repository / "_layers" / "sha256" / missing[7:] / "link", missing.encode())
+    garbage = repository / "_layers" / "sha256" / ("ab" * 32) / "link"
+    _write(garbage, b"not a digest")
+    dockyard = fresh_dockyard(tmp_path)
+    outcome = run_migration(dockyard, tmp_path / "go")
+    assert outcome.returncode == 1, outcome.stdout + outcome.stderr
+    lines = outcome.stdout.splitlines()
+    assert f"skipped: manifest old/one@{digest}: Docker schema 1 manifest: Dockyard does not " \
+           "store schema 1 (convert it, e.g. with skopeo copy, and push it again)" in lines
+    assert f"skipped: tag old/one:v1: it names {digest}, which was not migrated (see above, " \
+           "or deleted in the Go registry)" in lines
+    data = v2 / "blobs" / "sha256" / missing[7:9] / missing[7:] / "data"
+    assert f"error: blob old/one@{missing}: its data {data} is missing" in lines
+    assert f"error: old/one@sha256:{'ab' * 32}: {garbage} does not hold a digest" in lines
+    assert "1 repositories, 0 tags, 0 manifests, 0 blobs" in lines[-1]
