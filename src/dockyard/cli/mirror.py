@@ -20,7 +20,7 @@ from dockyard.app.maintenance import mirror_eviction
 from dockyard.cli.command import Subparsers, add_command, async_handler
 from dockyard.cli.inprocess import Ticker, open_registry
 from dockyard.config import Config, split_host_port
-from dockyard.registry.errors import RegistryError, RegistryErrors
+from dockyard.registry.errors import describe_error
 from dockyard.registry.gc import format_bytes
 from dockyard.registry.maintenance import LeaseBusy, run_exclusive
 from dockyard.registry.mirror.status import UpstreamStatus, mirror_status
@@ -89,16 +89,6 @@ def _images(args: argparse.Namespace) -> list[ImageRef]:
     if problems:
         raise InvalidImage("\n".join(problems))
     return list(dict.fromkeys(images))
-
-
-def describe_error(error: BaseException) -> str:
-    """An error as the per-image line names it: the registry's code, or the message."""
-    if isinstance(error, RegistryError):
-        detail = f" ({json.dumps(error.detail)})" if error.detail else ""
-        return f"{error.code}: {error.message}{detail}"
-    if isinstance(error, RegistryErrors):
-        return "; ".join(describe_error(item) for item in error.errors)
-    return str(error) or type(error).__name__
 
 
 def _bar(report: WarmReport, tty: bool) -> str:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from dockyard.cli import migrate_distribution
 from dockyard.cli.command import Subparsers, add_command, async_handler
 from dockyard.cli.inprocess import Ticker, open_registry
 from dockyard.config import Config, parse_duration
@@ -86,6 +87,7 @@ def import_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                         help="a tag that exists with another digest: leave it and report it "
                              "(skip, the default), move it (overwrite), or stop before "
                              "writing anything (fail)")
+    migrate_distribution.add_arguments(parser)
     return parser
 
 
@@ -180,9 +182,16 @@ async def _export(args: argparse.Namespace, config: Config, registry: Registry) 
 # -- import ----------------------------------------------------------------------------------
 
 async def _import(args: argparse.Namespace, config: Config, registry: Registry) -> int:
-    # Each source of an import is one branch here; a layout (PATH) is the first.
+    # Each source of an import is one branch here: a layout (PATH), or a Go registry's tree.
+    if args.from_distribution is not None:
+        if args.path is not None:
+            print("dockyard: import either a layout (PATH) or --from-distribution DIR",
+                  file=sys.stderr)
+            return 2
+        return await migrate_distribution.run(args, config, registry)
     if args.path is None:
-        print("dockyard: import what? name a layout (PATH)", file=sys.stderr)
+        print("dockyard: import what? name a layout (PATH) or --from-distribution DIR",
+              file=sys.stderr)
         return 2
     return await _import_layout(args, registry)
 

@@ -143,6 +143,7 @@ class InstrumentedBlobStore(BlobStore):
         self._append_upload = port.call("append_upload", metrics.UPLOADS_IN_PROGRESS)
         self._append_and_commit = port.call("append_and_commit", metrics.UPLOADS_IN_PROGRESS)
         self._commit_if_absent = port.call("commit_if_absent")
+        self._adopt_file = port.call("adopt_file")
         self._read_upload = port.stream("read_upload")
         self._commit_upload = port.call("commit_upload")
         self._delete_upload = port.call("delete_upload")
@@ -196,6 +197,10 @@ class InstrumentedBlobStore(BlobStore):
 
     def commit_if_absent(self, upload_id: str, digest: Digest) -> Coroutine[Any, Any, bool]:
         return self._commit_if_absent(self._inner.commit_if_absent(upload_id, digest))
+
+    def adopt_file(self, path: Path, digest: Digest, link: bool = False
+                   ) -> Coroutine[Any, Any, int]:
+        return self._adopt_file(self._inner.adopt_file(path, digest, link))
 
     def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
         return self._read_upload(self._inner.read_upload(upload_id))

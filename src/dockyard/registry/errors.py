@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 
@@ -115,3 +116,14 @@ class RegistryErrors(Exception):
     def __init__(self, errors: list[RegistryError]) -> None:
         super().__init__("; ".join(error.message for error in errors))
         self.errors = errors
+
+
+def describe_error(error: BaseException) -> str:
+    """An error as a command's report line names it: the registry's code and detail, or the
+    message."""
+    if isinstance(error, RegistryError):
+        detail = f" ({json.dumps(error.detail)})" if error.detail else ""
+        return f"{error.code}: {error.message}{detail}"
+    if isinstance(error, RegistryErrors):
+        return "; ".join(describe_error(item) for item in error.errors)
+    return str(error) or type(error).__name__

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from dockyard.metadata.interfaces import MetadataStore
 from dockyard.metadata.records import UploadGone, UploadRecord
@@ -288,3 +289,21 @@ class Uploads:
         except BaseException:
             await self._store.delete_upload(state.id)
             raise
+
+    async def adopt(self, repository: str, digest: Digest, path: Path, link: bool,
+                    context: EventContext | None = None) -> int:
+        """Link a blob from a local file another registry stored (a migration); the blob's
+        size. The bytes are verified as a push's are (BlobMismatch otherwise, nothing
+        linked); with `link` the store may hard-link the file instead of copying it."""
+        size = await self._store.adopt_file(path, digest, link)
+
+        async def place_bytes() -> None:  # GC may have taken them meanwhile; see _complete
+            if await self._store.stat(digest) is None:
+                await self._store.adopt_file(path, digest, link)
+
+        events = self._events.blob_pushed(context, repository, str(digest), size)
+        await self._metadata.complete_upload("", repository, str(digest), size, place_bytes,
+                                             events=events, has_row=False)
+        if events:
+            self._events.committed()
+        return size

@@ -6,13 +6,15 @@ blob only through `commit_upload`, so nothing half-written is ever visible.
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.oci.digest import Digest
+from dockyard.oci.digest import Digest, new_hasher
 
 ChunkObserver = Callable[[bytes], None]
 CommitCheck = Callable[[], Digest | None]
@@ -40,6 +42,27 @@ class UploadBusy(Exception):
 class StoreUnusable(Exception):
     """The store cannot hold blobs as configured (no such bucket, access denied, a root that
     takes no files); the message names what and where."""
+
+
+class BlobMismatch(ValueError):
+    """A file offered as a blob does not hash to the digest it was offered as."""
+
+    def __init__(self, path: Path, expected: Digest, actual: Digest) -> None:
+        super().__init__(f"{path} does not hash to {expected} (it is {actual})")
+        self.path = path
+        self.expected = expected
+        self.actual = actual
+
+
+ADOPT_CHUNK = 1 << 20
+
+
+async def file_chunks(path: Path) -> AsyncIterator[bytes]:
+    """A local file's bytes in chunks, read in a thread so the event loop keeps serving."""
+    handle = await asyncio.to_thread(open, path, "rb")
+    with handle:
+        while chunk := await asyncio.to_thread(handle.read, ADOPT_CHUNK):
+            yield chunk
 
 
 class BlobStore(ABC):
@@ -146,6 +169,31 @@ class BlobStore(ABC):
             return False
         await self.commit_upload(upload_id, digest)
         return True
+
+    async def adopt_file(self, path: Path, digest: Digest, link: bool = False) -> int:
+        """Store the local file at `path` as the blob `digest`, once its bytes are verified to
+        hash to it; returns the blob's size. Nothing is stored on BlobMismatch.
+
+        For moving another registry's storage in: `link` asks for the file to be hard-linked
+        into place instead of copied, where the driver can (a filesystem store on the same
+        filesystem), so terabytes move without being written twice. This default copies
+        through a staged upload, as a push does; a blob stored already is left as it is.
+        """
+        stored = await self.stat(digest)
+        if stored is not None:
+            return stored
+        upload_id = str(uuid.uuid4())
+        hasher = new_hasher(digest.algorithm)
+        await self.create_upload(upload_id)
+        try:
+            size = await self.append_upload(upload_id, 0, file_chunks(path), hasher.update)
+            actual = Digest(digest.algorithm, hasher.hexdigest())
+            if actual != digest:
+                raise BlobMismatch(path, digest, actual)
+            await self.commit_if_absent(upload_id, digest)
+        finally:
+            await self.delete_upload(upload_id)
+        return size
 
     @abstractmethod
     def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
+import hashlib
 import os
 import tempfile
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
 
 from dockyard.oci.digest import Digest, InvalidDigest
 from dockyard.storage.base import (
+    BlobMismatch,
     BlobStore,
     ChunkObserver,
     CommitCheck,
@@ -166,6 +170,44 @@ class FilesystemBlobStore(BlobStore):
             raise
         return size, committed
 
+    async def adopt_file(self, path: Path, digest: Digest, link: bool = False) -> int:
+        """With `link`, a hard link to the file is staged, hashed and renamed into place: the
+        blob shares the file's inode and no byte is written. Across filesystems (or where
+        links are refused) it is copied as the default does."""
+        if link:
+            size = await asyncio.to_thread(self._adopt_link, path, digest)
+            if size is not None:
+                return size
+        return await super().adopt_file(path, digest, link)
+
+    def _adopt_link(self, path: Path, digest: Digest) -> int | None:
+        target = self._blob_file(digest)
+        with contextlib.suppress(FileNotFoundError):
+            return os.stat(target).st_size
+        staged = self._upload_file(str(uuid.uuid4()))
+        try:
+            os.link(path, staged)
+        except OSError as exc:
+            if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                return None
+            raise
+        try:
+            # The staged name is hashed, not `path`: what is verified is what goes in place.
+            with open(staged, "rb") as handle:
+                actual = Digest(digest.algorithm,
+                                hashlib.file_digest(handle, digest.algorithm).hexdigest())
+                size = os.fstat(handle.fileno()).st_size
+            if actual != digest:
+                raise BlobMismatch(path, digest, actual)
+            folder = os.path.dirname(target)
+            os.makedirs(folder, exist_ok=True)
+            os.replace(staged, target)
+            _sync_folder(folder)
+            return size
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(staged)
+
     async def read_upload(self, upload_id: str) -> AsyncIterator[bytes]:
         path = Path(self._upload_file(upload_id))
         if not path.exists():
@@ -220,6 +262,11 @@ def _durable_rename(source: str, target: str) -> None:
     folder = os.path.dirname(target)
     os.makedirs(folder, exist_ok=True)
     os.replace(source, target)
+    _sync_folder(folder)
+
+
+def _sync_folder(folder: str) -> None:
+    """Make a rename into `folder` durable."""
     dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

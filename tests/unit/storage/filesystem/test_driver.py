@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,3 +69,45 @@ def test_a_root_that_takes_no_files_does_not_verify(tmp_path: Path) -> None:
     with pytest.raises(StoreUnusable) as raised:
         asyncio.run(store.verify())
     assert str(raised.value).startswith(f"cannot write to {tmp_path / 'uploads'}: ")
+
+
+def test_adopting_with_link_shares_the_files_inode(tmp_path: Path) -> None:
+    source = tmp_path / "go" / "data"
+    source.parent.mkdir()
+    source.write_bytes(b"linked, not copied")
+    digest = Digest.of(b"linked, not copied")
+
+    async def scenario() -> None:
+        store = FilesystemBlobStore(tmp_path / "store")
+        assert await store.adopt_file(source, digest, link=True) == 18
+        placed = store.local_path(digest)
+        assert placed is not None
+        assert placed.stat().st_ino == source.stat().st_ino
+        assert source.stat().st_nlink == 2
+
+    asyncio.run(scenario())
+
+
+def test_adopting_with_link_across_filesystems_copies(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs a second filesystem at /dev/shm")
+    data = b"another filesystem"
+    digest = Digest.of(data)
+
+    async def scenario() -> None:
+        with tempfile_in(shm) as source:
+            source.write_bytes(data)
+            store = FilesystemBlobStore(tmp_path / "store")
+            assert await store.adopt_file(source, digest, link=True) == len(data)
+            placed = store.local_path(digest)
+            assert placed is not None and placed.read_bytes() == data
+            assert source.stat().st_nlink == 1
+
+    asyncio.run(scenario())
+
+
+@contextmanager
+def tempfile_in(folder: Path) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(dir=folder) as made:
+        yield Path(made) / "data"
