@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from dockyard.app.web import build_registry, migrate_database
 from dockyard.config import Config
+from dockyard.registry.gc import format_bytes
 from dockyard.registry.registry import Registry
 
 PROGRESS_EVERY = 2.0
@@ -28,6 +29,9 @@ async def open_registry(config: Config) -> AsyncIterator[Registry]:
         yield registry
     finally:
         await registry.close()
+
+
+BAR_WIDTH = 24
 
 
 class Ticker:
@@ -55,3 +59,11 @@ class Ticker:
         if self._shown:
             print(file=sys.stderr)
             self._shown = False
+
+    def bar(self, done: int, total: int) -> str:
+        """Bytes done of total, drawn as a bar on a terminal."""
+        amounts = f"{format_bytes(done)}/{format_bytes(total)}"
+        if not self.tty:
+            return amounts
+        filled = BAR_WIDTH * done // total if total else BAR_WIDTH
+        return f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {amounts}"

@@ -37,7 +37,6 @@ from dockyard.registry.registry import Registry
 METRICS_TIMEOUT = 5.0
 """Seconds the running server's debug listener has to answer a status."""
 REQUESTS_METRIC = "dockyard_mirror_requests_total"
-BAR_WIDTH = 24
 EVICTION_LEASE = "mirror-eviction"
 """The scheduled eviction job's lease: a manual run and a scheduled one never overlap."""
 
@@ -91,13 +90,6 @@ def _images(args: argparse.Namespace) -> list[ImageRef]:
     return list(dict.fromkeys(images))
 
 
-def _bar(report: WarmReport, tty: bool) -> str:
-    done, total = report.bytes_done, report.bytes_total
-    amounts = f"{format_bytes(done)}/{format_bytes(total)}"
-    if not tty:
-        return amounts
-    filled = BAR_WIDTH * done // total if total else BAR_WIDTH
-    return f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {amounts}"
 
 
 async def _warm(args: argparse.Namespace, config: Config, registry: Registry) -> int:
@@ -118,7 +110,7 @@ async def _warm(args: argparse.Namespace, config: Config, registry: Registry) ->
         ticker = Ticker()
 
         def progress(report: WarmReport, ticker: Ticker = ticker) -> None:
-            ticker.show(f"{report.image}: {_bar(report, ticker.tty)}")
+            ticker.show(f"{report.image}: {ticker.bar(report.bytes_done, report.bytes_total)}")
 
         try:
             report = await warmer.warm(image, progress)

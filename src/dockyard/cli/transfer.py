@@ -27,7 +27,6 @@ from dockyard.oci.layout import (
     zstd_writer,
 )
 from dockyard.registry.errors import RegistryError
-from dockyard.registry.gc import format_bytes
 from dockyard.registry.registry import Registry
 from dockyard.registry.transfer.export import (
     Exporter,
@@ -45,8 +44,6 @@ from dockyard.registry.transfer.imports import (
     OnConflict,
 )
 from dockyard.registry.transfer.writers import DirectoryWriter, LayoutWriter, TarWriter
-
-BAR_WIDTH = 24
 
 
 def register(subparsers: Subparsers) -> None:
@@ -91,12 +88,6 @@ def import_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _bar(done: int, total: int, tty: bool) -> str:
-    amounts = f"{format_bytes(done)}/{format_bytes(total)}"
-    if not tty:
-        return amounts
-    filled = BAR_WIDTH * done // total if total else BAR_WIDTH
-    return f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {amounts}"
 
 
 # -- export ----------------------------------------------------------------------------------
@@ -157,7 +148,7 @@ async def _export(args: argparse.Namespace, config: Config, registry: Registry) 
 
     def progress(report: ExportReport) -> None:
         ticker.show(f"export: {report.blobs} blobs, "
-                    f"{_bar(report.bytes_written, report.bytes_total, ticker.tty)}")
+                    f"{ticker.bar(report.bytes_written, report.bytes_total)}")
 
     try:
         options = _export_options(args)
@@ -203,7 +194,7 @@ async def _import_layout(args: argparse.Namespace, registry: Registry) -> int:
 
     def progress(report: ImportReport) -> None:
         ticker.show(f"import: {report.blobs_added} blobs, "
-                    f"{_bar(report.bytes_done, report.bytes_total, ticker.tty)}")
+                    f"{ticker.bar(report.bytes_done, report.bytes_total)}")
 
     try:
         reader = open_layout(Path(args.path))
