@@ -11,6 +11,7 @@ the first pull.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -120,10 +121,16 @@ class MirrorConfig(Section):
     @field_validator("ca")
     @classmethod
     def _ca_exists(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
+        if value is None:
+            return value
+        if not Path(value).is_file():
             raise ValueError(f"no such file: {value}")
-        if value is not None and not os.access(value, os.R_OK):
-            raise ValueError(f"cannot read {value}: permission denied")
+        try:  # loaded now: a bundle that would fail at the first pull fails the start instead
+            ssl.create_default_context(cafile=value)
+        except ssl.SSLError:
+            raise ValueError(f"{value} holds no PEM certificate") from None
+        except OSError as exc:
+            raise ValueError(f"cannot read {value}: {exc.strerror or exc}") from None
         return value
 
     @model_validator(mode="after")

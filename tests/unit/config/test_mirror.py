@@ -5,7 +5,6 @@ never reach an error message."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import yaml
 
 from dockyard.config import Config, ConfigError, MirrorConfig, ProxyConfig, load_config
 from dockyard.config.values import parse_size
+from tests.authkit import Pki
 
 SECRET = "hunter2-not-for-logs"
 
@@ -124,8 +124,7 @@ def test_mirror_defaults(tmp_path: Path) -> None:
 
 
 def test_mirror_every_key(tmp_path: Path) -> None:
-    ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    ca = Pki(tmp_path / "pki").ca_path
     (entry,) = load(tmp_path, {"mirrors": [mirror(
         prefix="mirror/quay", url="http://[::1]:5000", username="u", password=SECRET,
         ca=str(ca), insecure=True, tagttl="0", maxage="720h", maxsize="10GiB",
@@ -261,15 +260,15 @@ def test_passwordfile_must_be_readable(tmp_path: Path) -> None:
     assert message == f"mirrors[0].passwordfile: {binary}: not UTF-8 text"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_passwordfile_and_ca(tmp_path: Path) -> None:
-    locked = tmp_path / "locked"
-    locked.write_text(SECRET)
-    locked.chmod(0)
-    message = mirror_error(tmp_path, mirror(username="u", passwordfile=str(locked), ca=str(locked)))
-    assert message == f"mirrors[0].ca: cannot read {locked}: permission denied"
-    message = mirror_error(tmp_path, mirror(username="u", passwordfile=str(locked)))
-    assert message == f"mirrors[0].passwordfile: cannot read {locked}: Permission denied"
+def test_unreadable_passwordfile_and_unusable_ca(tmp_path: Path) -> None:
+    folder = tmp_path / "a-folder"  # unreadable as a file, for root too
+    folder.mkdir()
+    message = mirror_error(tmp_path, mirror(username="u", passwordfile=str(folder)))
+    assert message == f"mirrors[0].passwordfile: cannot read {folder}: Is a directory"
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate\n")
+    message = mirror_error(tmp_path, mirror(ca=str(garbage)))
+    assert message == f"mirrors[0].ca: {garbage} holds no PEM certificate"
 
 
 def test_two_password_sources(tmp_path: Path) -> None:
