@@ -22,6 +22,7 @@ from tests.system.api.client import (
     Client,
     Manifest,
     artifact_manifest,
+    digest_of,
     image_manifest,
     index_manifest,
     random_bytes,
@@ -255,3 +256,62 @@ def test_oras_py_reads_and_writes_layouts(pair: tuple[RunningRegistry, RunningRe
     ours = tmp_path / "ours"
     ok(dockyard(source, "export", "--to", str(ours), "lib/app"))
     assert oras_layout.Layout(str(ours)).get_ordered_blobs("1.0")[-1] == seeded.app.digest
+
+
+@pytest.fixture
+def umoci() -> str:
+    return require_tool("umoci")
+
+
+def run_umoci(umoci: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([umoci, *args], capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def test_umoci_reads_a_dockyard_layout(pair: tuple[RunningRegistry, RunningRegistry],
+                                       tmp_path: Path, umoci: str) -> None:
+    source, _target = pair
+    seed(source)
+    step = f"COPY app /app # {random_bytes(8).hex()}"
+    layer = random_bytes(700)
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "rootfs": {"type": "layers", "diff_ids": [digest_of(layer)]},
+        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": step}],
+    }).encode()
+    client = Client(source.url)
+    client.push_manifest("lib/tool", image_manifest([layer], config=config), "3.0")
+    client.close()
+    layout = tmp_path / "layout"
+    ok(dockyard(source, "export", "--to", str(layout), "lib/app:1.0", "lib/multi", "lib/tool"))
+    listed = run_umoci(umoci, "ls", "--layout", str(layout))
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(listed.stdout.split()) == ["1.0", "2.0", "3.0"]
+    stat = run_umoci(umoci, "stat", "--image", f"{layout}:3.0", "--json")
+    assert stat.returncode == 0, stat.stderr
+    assert [entry["created_by"] for entry in json.loads(stat.stdout)["history"]] == [step]
+    assert run_umoci(umoci, "stat", "--image", f"{layout}:1.0").returncode == 0
+
+
+def test_umoci_refuses_a_tag_that_several_repositories_share(
+        pair: tuple[RunningRegistry, RunningRegistry], tmp_path: Path, umoci: str) -> None:
+    """umoci names an image by its tag alone, so a layout holding `1.0` of two repositories
+    (as an export of both writes it, each entry with its own repository annotation) lists the
+    tag twice and will not pick one: export one repository per layout for umoci."""
+    source, _target = pair
+    seed(source)
+    client = Client(source.url)
+    client.push_manifest("lib/other", image_manifest([random_bytes(500)]), "1.0")
+    client.close()
+    layout = tmp_path / "layout"
+    ok(dockyard(source, "export", "--to", str(layout), "lib/app:1.0", "lib/other:1.0"))
+    names = [entry["annotations"]["org.opencontainers.image.ref.name"]
+             for entry in json.loads((layout / "index.json").read_text())["manifests"]]
+    assert names == ["1.0", "1.0"]
+    assert run_umoci(umoci, "ls", "--layout", str(layout)).stdout.split() == ["1.0", "1.0"]
+    stat = run_umoci(umoci, "stat", "--image", f"{layout}:1.0")
+    assert stat.returncode != 0
+    assert "ambiguous" in stat.stderr
+    alone = tmp_path / "alone"
+    ok(dockyard(source, "export", "--to", str(alone), "lib/other:1.0"))
+    assert run_umoci(umoci, "stat", "--image", f"{alone}:1.0").returncode == 0

@@ -76,7 +76,7 @@ class StorageUnavailable(ServiceUnavailable):
 
 
 @contextlib.contextmanager
-def _translated_errors() -> Iterator[None]:
+def translated_errors() -> Iterator[None]:
     """Errors that mean the store is away, raised as StorageUnavailable (the API answers
     503); any other error as it is."""
     try:
@@ -93,24 +93,24 @@ def _translated_errors() -> Iterator[None]:
 
 def _translating(method: Callable[P, Coroutine[Any, Any, R]]
                  ) -> Callable[P, Coroutine[Any, Any, R]]:
-    """A driver method whose store errors are translated (see `_translated_errors`)."""
+    """A driver method whose store errors are translated (see `translated_errors`)."""
 
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        with _translated_errors():
+        with translated_errors():
             return await method(*args, **kwargs)
 
     return call
 
 
-def _translating_stream(method: Callable[P, AsyncGenerator[R, None]]
+def translating_stream(method: Callable[P, AsyncGenerator[R, None]]
                         ) -> Callable[P, AsyncGenerator[R, None]]:
     """`_translating` for a method that streams (reads and listings); a reader that stops
     early closes the stream it wraps at once."""
 
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[R, None]:
-        with _translated_errors():
+        with translated_errors():
             async with contextlib.aclosing(method(*args, **kwargs)) as items:
                 async for item in items:
                     yield item
@@ -180,7 +180,61 @@ class _UploadState:
         return cls(**json.loads(data))
 
 
-def _is_missing(exc: ClientError) -> bool:
+
+def new_client(options: S3Options) -> AbstractAsyncContextManager[S3Client]:
+    """A client for `options`' bucket; without keys, botocore's own chain finds credentials
+    (the AWS_* environment variables, ~/.aws, an instance role)."""
+    s3_options: dict[str, Any] = {
+        "addressing_style": "path" if options.force_path_style else "auto"
+    }
+    config = AioConfig(
+        s3=s3_options,
+        signature_version="s3v4",
+        max_pool_connections=options.max_connections,
+        user_agent=options.user_agent,
+        retries={"max_attempts": 3, "mode": "standard"},
+    )
+    client: AbstractAsyncContextManager[S3Client] = get_session().create_client(
+        "s3",
+        region_name=options.region,
+        endpoint_url=options.endpoint_url,
+        aws_access_key_id=options.access_key,
+        aws_secret_access_key=options.secret_key,
+        aws_session_token=options.session_token,
+        verify=options.verify_tls,
+        config=config,
+    )
+    return client
+
+
+async def check_bucket(s3: S3Client, options: S3Options) -> None:
+    """Raise StoreUnusable, saying why, unless the bucket exists and the keys may use it."""
+    bucket = options.bucket
+    where = options.endpoint_url or f"region {options.region}"
+    try:
+        await s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in NOT_FOUND or code == "NoSuchBucket":
+            raise StoreUnusable(f"bucket {bucket!r} does not exist at {where}") from None
+        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            raise StoreUnusable(f"bucket {bucket!r} at {where}: access denied ({code}); "
+                                "check the credentials") from None
+        raise StoreUnusable(f"bucket {bucket!r} at {where}: {code or exc}") from None
+
+
+async def object_size(s3: S3Client, bucket: str, key: str) -> int | None:
+    """The object's size; None if there is no such object."""
+    try:
+        response = await s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if is_missing(exc):
+            return None
+        raise
+    return int(response["ContentLength"])
+
+
+def is_missing(exc: ClientError) -> bool:
     error = exc.response.get("Error", {})
     return str(error.get("Code", "")) in NOT_FOUND
 
@@ -210,28 +264,7 @@ class S3BlobStore(BlobStore):
         return client
 
     def _new_client(self) -> AbstractAsyncContextManager[S3Client]:
-        options = self.options
-        s3_options: dict[str, Any] = {
-            "addressing_style": "path" if options.force_path_style else "auto"
-        }
-        config = AioConfig(
-            s3=s3_options,
-            signature_version="s3v4",
-            max_pool_connections=options.max_connections,
-            user_agent=options.user_agent,
-            retries={"max_attempts": 3, "mode": "standard"},
-        )
-        client: AbstractAsyncContextManager[S3Client] = get_session().create_client(
-            "s3",
-            region_name=options.region,
-            endpoint_url=options.endpoint_url,
-            aws_access_key_id=options.access_key,
-            aws_secret_access_key=options.secret_key,
-            aws_session_token=options.session_token,
-            verify=options.verify_tls,
-            config=config,
-        )
-        return client
+        return new_client(self.options)
 
     async def close(self) -> None:
         self._client = None
@@ -269,33 +302,14 @@ class S3BlobStore(BlobStore):
 
     @_translating
     async def verify(self) -> None:
-        bucket = self.options.bucket
-        where = self.options.endpoint_url or f"region {self.options.region}"
-        s3 = await self._s3()
-        try:
-            await s3.head_bucket(Bucket=bucket)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in NOT_FOUND or code == "NoSuchBucket":
-                raise StoreUnusable(f"bucket {bucket!r} does not exist at {where}") from None
-            if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-                raise StoreUnusable(f"bucket {bucket!r} at {where}: access denied ({code}); "
-                                    "check the credentials") from None
-            raise StoreUnusable(f"bucket {bucket!r} at {where}: {code or exc}") from None
+        await check_bucket(await self._s3(), self.options)
 
     @_translating
     async def stat(self, digest: Digest) -> int | None:
-        s3 = await self._s3()
-        try:
-            response = await s3.head_object(Bucket=self.options.bucket,
-                                            Key=self._blob_key(digest))
-        except ClientError as exc:
-            if _is_missing(exc):
-                return None
-            raise
-        return int(response["ContentLength"])
+        return await object_size(await self._s3(), self.options.bucket,
+                                 self._blob_key(digest))
 
-    @_translating_stream
+    @translating_stream
     async def read(self, digest: Digest, offset: int = 0, length: int | None = None
                    ) -> AsyncGenerator[bytes, None]:
         async for chunk in self._read_key(self._blob_key(digest), offset, length):
@@ -334,7 +348,7 @@ class S3BlobStore(BlobStore):
         s3 = await self._s3()
         await s3.delete_object(Bucket=self.options.bucket, Key=self._blob_key(digest))
 
-    @_translating_stream
+    @translating_stream
     async def list_blobs(self) -> AsyncGenerator[StoredBlob, None]:
         s3 = await self._s3()
         prefix = f"{self._prefix}blobs/"
@@ -348,7 +362,7 @@ class S3BlobStore(BlobStore):
                     continue
                 yield StoredBlob(digest, int(item["Size"]), item["LastModified"].timestamp())
 
-    @_translating_stream
+    @translating_stream
     async def list_uploads(self) -> AsyncGenerator[tuple[str, float], None]:
         """Each upload's latest object decides its age: the state is rewritten per chunk."""
         s3 = await self._s3()
@@ -382,7 +396,7 @@ class S3BlobStore(BlobStore):
         try:
             return _UploadState.from_json(await self._get_bytes(self._state_key(upload_id)))
         except ClientError as exc:
-            if _is_missing(exc):
+            if is_missing(exc):
                 raise UploadMissing(upload_id) from exc
             raise
 
@@ -498,7 +512,7 @@ class S3BlobStore(BlobStore):
         await self._save(upload_id, state)
         return self._staged_key(upload_id), size, state
 
-    @_translating_stream
+    @translating_stream
     async def read_upload(self, upload_id: str) -> AsyncGenerator[bytes, None]:
         key, _, _ = await self._stage(upload_id)
         async for chunk in self._read_key(key, 0, None):
