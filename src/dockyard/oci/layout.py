@@ -12,6 +12,7 @@ import os
 import posixpath
 import tarfile
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,11 @@ class LayoutReader:
     def open_blob(self, digest: Digest) -> IO[bytes]:
         return self.open(blob_path(digest))
 
+    def read_chunk(self, stream: IO[bytes], size: int) -> bytes:
+        """Up to `size` bytes of an opened file; safe from several threads at once, each
+        reading its own file."""
+        return stream.read(size)
+
     def size_of(self, name: str) -> int | None:
         raise NotImplementedError
 
@@ -172,6 +178,7 @@ class TarLayout(LayoutReader):
     def __init__(self, path: Path, owned: bool = False) -> None:
         """`owned`: the archive is a temporary file, removed on close."""
         self._owned = path if owned else None
+        self._reading = threading.Lock()
         try:
             self._tar = tarfile.open(path, "r:")  # noqa: SIM115 - open until close()
         except (tarfile.TarError, OSError) as exc:
@@ -214,6 +221,11 @@ class TarLayout(LayoutReader):
     def size_of(self, name: str) -> int | None:
         member = self._member(name)
         return member.size if member is not None and member.isfile() else None
+
+    def read_chunk(self, stream: IO[bytes], size: int) -> bytes:
+        # Every member reads through the archive's one file object (seek, then read).
+        with self._reading:
+            return stream.read(size)
 
     def open(self, name: str) -> IO[bytes]:
         member = self._member(name)

@@ -9,18 +9,17 @@ with their blobs, since a client that verifies an image asks for them too.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dockyard.oci import manifest as oci_manifest
 from dockyard.oci.digest import Digest, InvalidDigest
 from dockyard.oci.reference import is_valid_name, is_valid_tag
+from dockyard.registry.parallel import BLOBS_AT_ONCE, for_each
 from dockyard.registry.registry import Registry
 
 DEFAULT_TAG = "latest"
 """The tag of an image named without one, as docker and podman take it."""
-PARALLEL_BLOBS = 4
 """Blobs of one image downloaded at once."""
 REFERRERS_PAGE = 100
 
@@ -124,7 +123,7 @@ Progress = Callable[[WarmReport], None]
 class Warmer:
     """Pulls images through a registry's mirror, each to the last blob."""
 
-    def __init__(self, registry: Registry, parallel: int = PARALLEL_BLOBS) -> None:
+    def __init__(self, registry: Registry, parallel: int = BLOBS_AT_ONCE) -> None:
         self._registry = registry
         self._parallel = parallel
 
@@ -144,17 +143,9 @@ class Warmer:
         await self._referrers(image.repository, seen, report)
         report.bytes_total = sum(report.sizes.values())
         tick()
-        limit = asyncio.Semaphore(self._parallel)
-
-        async def one(digest: str) -> None:
-            async with limit:
-                await self._blob(image.repository, digest, report, tick)
-
-        outcomes = await asyncio.gather(*(one(digest) for digest in report.sizes),
-                                        return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        await for_each(report.sizes,
+                       lambda digest: self._blob(image.repository, digest, report, tick),
+                       self._parallel)
         return report
 
     async def _manifest(self, repository: str, reference: str, report: WarmReport,

@@ -37,6 +37,7 @@ from dockyard.registry.errors import (
     describe_error,
 )
 from dockyard.registry.events import EventContext
+from dockyard.registry.parallel import for_each
 from dockyard.registry.registry import Registry
 from dockyard.registry.uploads import Chunk
 from dockyard.storage.base import BlobMismatch, file_chunks
@@ -46,8 +47,6 @@ LINK_LIMIT = 1024
 """Bytes a link file may hold: one digest."""
 MANIFEST_LIMIT = 4 * 1024 * 1024 + 1
 """Bytes read of a manifest; the registry's own limit refuses what is larger."""
-PARALLEL_BLOBS = 4
-"""Blobs of one repository moved at once: hashing runs in threads, so disks and cores overlap."""
 
 
 class SourceTree(Protocol):
@@ -241,13 +240,8 @@ class Migration:
         self.report.repositories += 1
         self.report.repository = name
         base = f"{V2}/repositories/{name}"
-        limit = asyncio.Semaphore(PARALLEL_BLOBS)
-
-        async def one_blob(digest: Digest) -> None:
-            async with limit:
-                await self._blob(name, digest)
-
-        await asyncio.gather(*(one_blob(d) for d in await self._linked(f"{base}/_layers", name)))
+        await for_each(await self._linked(f"{base}/_layers", name),
+                       lambda digest: self._blob(name, digest))
         manifests: dict[Digest, _Manifest] = {}
         for digest in await self._linked(f"{base}/_manifests/revisions", name):
             entry = await self._read_manifest(name, digest)

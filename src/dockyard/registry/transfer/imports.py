@@ -11,6 +11,7 @@ rerun finishes the work without copying anything twice.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from dockyard.registry.errors import (
     RegistryError,
     RegistryErrors,
 )
+from dockyard.registry.parallel import for_each
 from dockyard.registry.registry import Registry
 from dockyard.registry.transfer.writers import once
 from dockyard.registry.uploads import Chunk
@@ -305,14 +307,15 @@ class Importer:
     async def _write_blobs(self, repository: _Repository, report: ImportReport,
                            progress: Progress | None) -> None:
         name = repository.name
-        for digest in repository.uploads:
+
+        async def upload(digest: Digest) -> None:
             source = await self._source(name, digest)
             if source is not None and await self._registry.blobs.mount(name, digest, source):
                 report.blobs_added += 1
-                continue
+                return
             size = repository.blobs[digest]
             with self._reader.open_blob(digest) as stream:
-                body = _read(stream, report, progress)
+                body = _read(self._reader, stream, report, progress)
                 try:
                     await self._registry.uploads.upload_whole(
                         name, digest, Chunk(body, None, size))
@@ -322,6 +325,8 @@ class Importer:
                 except RegistryError as exc:
                     raise ImportFailed(f"blob {digest} for {name}: {exc.message}") from exc
             report.blobs_added += 1
+
+        await for_each(repository.uploads, upload)
         for digest in repository.mounts:
             source = await self._source(name, digest)
             if source is None or not await self._registry.blobs.mount(name, digest, source):
@@ -369,9 +374,10 @@ def _describe(error: RegistryError | RegistryErrors) -> str:
     return f"{error.code}: {error.message}{detail}"
 
 
-async def _read(stream: IO[bytes], report: ImportReport,
+async def _read(reader: LayoutReader, stream: IO[bytes], report: ImportReport,
                 progress: Progress | None) -> AsyncIterator[bytes]:
-    while data := stream.read(READ_SIZE):
+    """A blob's bytes, read in a thread: several blobs are read, hashed and written at once."""
+    while data := await asyncio.to_thread(reader.read_chunk, stream, READ_SIZE):
         report.bytes_done += len(data)
         if progress is not None:
             progress(report)
