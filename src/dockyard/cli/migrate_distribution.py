@@ -14,6 +14,7 @@ import os
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from dockyard.cli.inprocess import Ticker
@@ -29,9 +30,10 @@ from dockyard.registry.transfer.distribution import (
     migrate,
 )
 from dockyard.storage.base import StoreUnusable
-from dockyard.storage.s3.driver import S3Options
-from dockyard.storage.s3.tree import S3Tree
 from dockyard.unavailable import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from dockyard.storage.s3.driver import S3Options
 
 USER_AGENT = "dockyard import --from-distribution"
 
@@ -68,6 +70,10 @@ class SourceUnusable(Exception):
 
 
 def s3_options(location: str, endpoint: str | None, region: str | None) -> S3Options:
+    # The S3 libraries load only for an s3:// source (as in app/backends.py): they cost every
+    # other `dockyard import` a noticeable part of its start-up.
+    from dockyard.storage.s3.driver import S3Options
+
     """The bucket and root of `s3://BUCKET/PREFIX`, addressed as the Go registry's s3 driver
     does: path-style when an endpoint is given, the keys from the environment."""
     parts = urlsplit(location)
@@ -89,6 +95,8 @@ async def open_source(args: argparse.Namespace, stack: AsyncExitStack) -> Source
         if args.link:
             raise SourceUnusable("--link needs the Go registry's tree on this filesystem; "
                                  f"blobs in {location} are copied (leave --link out)")
+        from dockyard.storage.s3.tree import S3Tree
+
         source = await stack.enter_async_context(
             S3Tree(s3_options(location, args.s3_endpoint, args.s3_region)))
     elif args.s3_endpoint or args.s3_region:
