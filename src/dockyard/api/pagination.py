@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from dockyard.api.numbers import parse_number
 from dockyard.registry.errors import PaginationInvalid
 
 
@@ -13,9 +14,10 @@ def page_size(request: web.Request, default: int, maximum: int) -> int:
     text = request.query.get("n")
     if text is None:
         return default
-    if not text.isdigit():
-        raise PaginationInvalid(detail={"n": text})
-    return min(int(text), maximum)
+    number = parse_number(text)
+    if number is None:
+        raise PaginationInvalid(detail={"n": text[:64]})
+    return min(number, maximum)
 
 
 def last_of(request: web.Request) -> str | None:

@@ -10,12 +10,13 @@ from aiohttp import StreamReader, web
 from dockyard.api.appkeys import REGISTRY, URLS
 from dockyard.api.auth import may_pull
 from dockyard.api.events import event_context
+from dockyard.api.numbers import parse_number
 from dockyard.registry.errors import DigestInvalid, UploadOutOfOrder
 from dockyard.registry.references import parse_digest
 from dockyard.registry.uploads import Chunk, UploadState
 
 BODY_CHUNK = 1 << 20
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]+)-([0-9]+)(?:/(?:[0-9]+|\*))?$")
 
 
 def _range_header(size: int) -> str:
@@ -66,9 +67,12 @@ def _chunk(request: web.Request) -> Chunk:
     if header is None:
         return Chunk(body, None, request.content_length)
     match = _CONTENT_RANGE.match(header.strip())
-    if match is None:
+    start = end = None
+    if match is not None:
+        start, end = parse_number(match.group(1)), parse_number(match.group(2))
+    if start is None or end is None:
         return Chunk(body, None, request.content_length, range_malformed=True)
-    return Chunk(body, (int(match.group(1)), int(match.group(2))), request.content_length)
+    return Chunk(body, (start, end), request.content_length)
 
 
 def _has_body(request: web.Request) -> bool:
