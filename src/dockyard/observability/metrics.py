@@ -40,6 +40,11 @@ HTTP_RECEIVED = Counter(
 HTTP_SENT = Counter(
     "http_sent_bytes_total", "Response bytes sent (headers and body), by endpoint kind.",
     ["endpoint"], namespace=NAMESPACE)
+HTTP_REJECTED = Counter(
+    "http_rejected_requests_total",
+    "Requests that were malformed (refused before any handler ran) or whose client went away"
+    " mid-request, by reason.",
+    ["reason"], namespace=NAMESPACE)
 UPLOADS_IN_PROGRESS = Gauge(
     "uploads_in_progress", "Blob upload requests (POST, PATCH, PUT) now receiving data.",
     namespace=NAMESPACE, multiprocess_mode="livesum")

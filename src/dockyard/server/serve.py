@@ -36,6 +36,7 @@ from dockyard.app.web import (
 )
 from dockyard.config import Config, TlsConfig
 from dockyard.observability.logs import set_level
+from dockyard.observability.rejections import RejectionLogger
 from dockyard.server import supervisor, tls
 from dockyard.server.debug_listener import debug_store
 from dockyard.server.drain import FORCE_CLOSE_TIMEOUT, drain
@@ -93,6 +94,7 @@ async def _serve(config: Config, config_path: str | None = None,
         if logger_class is not None
         else {"access_log": None}
     )
+    runner_options["logger"] = RejectionLogger(logging.getLogger("aiohttp.server"))
     try:
         runner = web.AppRunner(build_web_app(config), shutdown_timeout=FORCE_CLOSE_TIMEOUT,
                                **runner_options)  # type: ignore[arg-type]
