@@ -6,11 +6,10 @@ registry must check (blobs, child manifests, subject) and what the referrers API
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard.oci import mediatypes
+from dockyard.oci import boundedjson, mediatypes
 from dockyard.oci.digest import Digest, InvalidDigest
 
 
@@ -159,8 +158,8 @@ def _resolve_media_type(document: dict[str, Any], content_type: str | None) -> s
 def parse(content: bytes, content_type: str | None) -> ParsedManifest:
     """Validate a manifest body and list what it references."""
     try:
-        document = json.loads(content)
-    except (UnicodeDecodeError, ValueError) as exc:
+        document = boundedjson.loads(content)
+    except ValueError as exc:  # TooDeep, JSONDecodeError and UnicodeDecodeError alike
         raise InvalidManifest(f"not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise InvalidManifest("a manifest is a JSON object")
