@@ -55,17 +55,33 @@ class ParsedManifest:
 def _strip_parameters(content_type: str | None) -> str | None:
     if content_type is None:
         return None
+    if not (content_type.isascii() and content_type.isprintable()):
+        raise InvalidManifest("Content-Type holds control or non-ASCII characters")
     bare = content_type.split(";", 1)[0].strip().lower()
+    if bare and not mediatypes.is_valid_media_type(bare):
+        raise InvalidManifest("Content-Type is not a media type (RFC 6838 type/subtype)")
     return bare or None
+
+
+def _media_type(value: Any, where: str) -> str | None:
+    """An optional media type field: a string of RFC 6838 form, or None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidManifest(f"{where} is not a string")
+    if not mediatypes.is_valid_media_type(value):
+        raise InvalidManifest(f"{where} is not a media type (RFC 6838 type/subtype, "
+                              "at most 255 characters, no parameters)")
+    return value
 
 
 def _descriptor(value: Any, where: str) -> Descriptor:
     if not isinstance(value, dict):
         raise InvalidManifest(f"{where} is not a descriptor object")
-    media_type = value.get("mediaType")
+    media_type = _media_type(value.get("mediaType"), f"{where}.mediaType")
     digest = value.get("digest")
     size = value.get("size")
-    if not isinstance(media_type, str) or not media_type:
+    if media_type is None:
         raise InvalidManifest(f"{where}.mediaType is missing")
     if not isinstance(digest, str):
         raise InvalidManifest(f"{where}.digest is missing")
@@ -75,13 +91,13 @@ def _descriptor(value: Any, where: str) -> Descriptor:
         parsed = Digest.parse(digest)
     except InvalidDigest as exc:
         raise InvalidManifest(f"{where}.digest: {exc}") from exc
-    artifact_type = value.get("artifactType")
+    artifact_type = _media_type(value.get("artifactType"), f"{where}.artifactType")
     annotations = _annotations(value.get("annotations"), where)
     return Descriptor(
         media_type,
         parsed,
         size,
-        artifact_type if isinstance(artifact_type, str) else None,
+        artifact_type,
         annotations or None,
         _urls(value.get("urls"), where),
         _platform(value.get("platform"), where),
@@ -137,9 +153,7 @@ def _guess_media_type(document: dict[str, Any]) -> str | None:
 
 
 def _resolve_media_type(document: dict[str, Any], content_type: str | None) -> str:
-    declared = document.get("mediaType")
-    if declared is not None and not isinstance(declared, str):
-        raise InvalidManifest("mediaType is not a string")
+    declared = _media_type(document.get("mediaType"), "mediaType")
     header = _strip_parameters(content_type)
     if declared and header and header != "application/octet-stream" and declared != header:
         raise InvalidManifest(
@@ -167,14 +181,15 @@ def parse(content: bytes, content_type: str | None) -> ParsedManifest:
     if media_type in (mediatypes.DOCKER_SCHEMA1, mediatypes.DOCKER_SCHEMA1_SIGNED):
         raise InvalidManifest("Docker schema 1 manifests are not supported")
     if media_type not in mediatypes.MANIFESTS:
-        # An unknown manifest type is stored opaquely: it references nothing we check.
+        # An unknown manifest type is stored opaquely: it references nothing we check. It is
+        # served back as its Content-Type, so only a JSON type (never text/html) is accepted.
+        if not mediatypes.is_json_type(media_type):
+            raise InvalidManifest(f"manifest media type {media_type!r} is not supported")
         return ParsedManifest(media_type=media_type)
     if document.get("schemaVersion") != 2:
         raise InvalidManifest("schemaVersion must be 2")
     subject = document.get("subject")
-    artifact_type = document.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise InvalidManifest("artifactType is not a string")
+    artifact_type = _media_type(document.get("artifactType"), "artifactType")
     annotations = _annotations(document.get("annotations"), "manifest")
     parsed_subject = _descriptor(subject, "subject") if subject is not None else None
     if media_type in mediatypes.INDEXES:
