@@ -130,7 +130,18 @@ def _annotations(value: Any, where: str) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise InvalidManifest(f"{where}.annotations must map strings to strings")
+    if not all(_encodable(k) and _encodable(v) for k, v in value.items()):
+        raise InvalidManifest(f"{where}.annotations hold invalid Unicode (a lone surrogate)")
     return value
+
+
+def _encodable(text: str) -> bool:
+    """False for a lone surrogate (JSON allows the escape `\\ud800`; UTF-8 cannot hold it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _descriptor_list(document: dict[str, Any], key: str, required: bool) -> list[Descriptor]:

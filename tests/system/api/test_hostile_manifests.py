@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
+from tests.server import RunningRegistry
 from tests.system.api.client import (
     OCI_MANIFEST,
     Client,
     assert_error,
     describe,
     image_manifest,
+    raw_request,
 )
 
 ARTIFACT = "application/vnd.example.thing.v1+json"
@@ -144,3 +146,41 @@ def test_nesting_within_the_limit_is_still_parsed(client: Client, name: str) -> 
                        "annotations": {"brackets": "[" * 5_000}}).encode()
     response = client.put_manifest(name, "shallow", body, media_type=OCI_MANIFEST)
     assert response.status_code == 201, describe(response)
+
+
+# -- defect: invalid Unicode --------------------------------------------------------------------
+
+LONE_SURROGATE = "\ud800"
+
+
+@pytest.mark.parametrize("changes", [
+    {"mediaType": "application/vnd.oci.image.manifest.v1+json" + LONE_SURROGATE},
+    {"artifactType": "application/x" + LONE_SURROGATE},
+    {"annotations": {"org.example": LONE_SURROGATE}},
+    {"annotations": {LONE_SURROGATE: "value"}},
+])
+def test_lone_surrogates_are_refused(client: Client, name: str, changes: dict[str, Any]) -> None:
+    body = _pushable(client, name, **changes)
+    assert b"\\ud800" in body
+    response = client.put_manifest(name, "utf", body, media_type="application/octet-stream")
+    _refused(client, name, "utf", response)
+
+
+def test_a_raw_0xff_in_the_content_type_is_refused(client: Client, name: str,
+                                                   registry: RunningRegistry) -> None:
+    body = _pushable(client, name)
+    document = json.loads(body)
+    del document["mediaType"]
+    body = json.dumps(document).encode()
+    for content_type in ("application/vnd.oci.image.manifest.v1+json\xff",
+                         "application/\xff", "application/json; x=\xff"):
+        response = raw_request(
+            registry.host,
+            f"PUT /v2/{name}/manifests/ff HTTP/1.1\n"
+            f"Content-Type: {content_type}\nContent-Length: {len(body)}",
+            body,
+        )
+        assert response.status == 400, (content_type, response)
+        assert json.loads(response.body)["errors"][0]["code"] == "MANIFEST_INVALID"
+        assert client.get(client.manifest_path(name, "ff")).status_code == 404
+    assert client.get("/v2/").status_code == 200
