@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from dockyard.oci import mediatypes
+from dockyard.oci import boundedjson, mediatypes
 from dockyard.oci.digest import Digest, InvalidDigest
 from dockyard.oci.manifest import Descriptor, InvalidManifest
 from dockyard.oci.manifest import parse as parse_manifest
@@ -60,8 +60,8 @@ def layout_document() -> bytes:
 
 def check_layout_document(content: bytes) -> None:
     try:
-        document = json.loads(content)
-    except (UnicodeDecodeError, ValueError) as exc:
+        document = boundedjson.loads(content)
+    except ValueError as exc:
         raise LayoutError(f"{LAYOUT_FILE} is not JSON: {exc}") from exc
     version = document.get("imageLayoutVersion") if isinstance(document, dict) else None
     if not isinstance(version, str) or not version.startswith("1."):

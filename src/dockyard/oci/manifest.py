@@ -6,11 +6,10 @@ registry must check (blobs, child manifests, subject) and what the referrers API
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockyard.oci import mediatypes
+from dockyard.oci import boundedjson, mediatypes
 from dockyard.oci.digest import Digest, InvalidDigest
 
 
@@ -56,17 +55,33 @@ class ParsedManifest:
 def _strip_parameters(content_type: str | None) -> str | None:
     if content_type is None:
         return None
+    if not (content_type.isascii() and content_type.isprintable()):
+        raise InvalidManifest("Content-Type holds control or non-ASCII characters")
     bare = content_type.split(";", 1)[0].strip().lower()
+    if bare and not mediatypes.is_valid_media_type(bare):
+        raise InvalidManifest("Content-Type is not a media type (RFC 6838 type/subtype)")
     return bare or None
+
+
+def _media_type(value: Any, where: str) -> str | None:
+    """An optional media type field: a string of RFC 6838 form, or None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidManifest(f"{where} is not a string")
+    if not mediatypes.is_valid_media_type(value):
+        raise InvalidManifest(f"{where} is not a media type (RFC 6838 type/subtype, "
+                              "at most 255 characters, no parameters)")
+    return value
 
 
 def _descriptor(value: Any, where: str) -> Descriptor:
     if not isinstance(value, dict):
         raise InvalidManifest(f"{where} is not a descriptor object")
-    media_type = value.get("mediaType")
+    media_type = _media_type(value.get("mediaType"), f"{where}.mediaType")
     digest = value.get("digest")
     size = value.get("size")
-    if not isinstance(media_type, str) or not media_type:
+    if media_type is None:
         raise InvalidManifest(f"{where}.mediaType is missing")
     if not isinstance(digest, str):
         raise InvalidManifest(f"{where}.digest is missing")
@@ -76,13 +91,13 @@ def _descriptor(value: Any, where: str) -> Descriptor:
         parsed = Digest.parse(digest)
     except InvalidDigest as exc:
         raise InvalidManifest(f"{where}.digest: {exc}") from exc
-    artifact_type = value.get("artifactType")
+    artifact_type = _media_type(value.get("artifactType"), f"{where}.artifactType")
     annotations = _annotations(value.get("annotations"), where)
     return Descriptor(
         media_type,
         parsed,
         size,
-        artifact_type if isinstance(artifact_type, str) else None,
+        artifact_type,
         annotations or None,
         _urls(value.get("urls"), where),
         _platform(value.get("platform"), where),
@@ -115,7 +130,18 @@ def _annotations(value: Any, where: str) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise InvalidManifest(f"{where}.annotations must map strings to strings")
+    if not all(_encodable(k) and _encodable(v) for k, v in value.items()):
+        raise InvalidManifest(f"{where}.annotations hold invalid Unicode (a lone surrogate)")
     return value
+
+
+def _encodable(text: str) -> bool:
+    """False for a lone surrogate (JSON allows the escape `\\ud800`; UTF-8 cannot hold it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _descriptor_list(document: dict[str, Any], key: str, required: bool) -> list[Descriptor]:
@@ -138,9 +164,7 @@ def _guess_media_type(document: dict[str, Any]) -> str | None:
 
 
 def _resolve_media_type(document: dict[str, Any], content_type: str | None) -> str:
-    declared = document.get("mediaType")
-    if declared is not None and not isinstance(declared, str):
-        raise InvalidManifest("mediaType is not a string")
+    declared = _media_type(document.get("mediaType"), "mediaType")
     header = _strip_parameters(content_type)
     if declared and header and header != "application/octet-stream" and declared != header:
         raise InvalidManifest(
@@ -159,8 +183,8 @@ def _resolve_media_type(document: dict[str, Any], content_type: str | None) -> s
 def parse(content: bytes, content_type: str | None) -> ParsedManifest:
     """Validate a manifest body and list what it references."""
     try:
-        document = json.loads(content)
-    except (UnicodeDecodeError, ValueError) as exc:
+        document = boundedjson.loads(content)
+    except ValueError as exc:  # TooDeep, JSONDecodeError and UnicodeDecodeError alike
         raise InvalidManifest(f"not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise InvalidManifest("a manifest is a JSON object")
@@ -168,14 +192,15 @@ def parse(content: bytes, content_type: str | None) -> ParsedManifest:
     if media_type in (mediatypes.DOCKER_SCHEMA1, mediatypes.DOCKER_SCHEMA1_SIGNED):
         raise InvalidManifest("Docker schema 1 manifests are not supported")
     if media_type not in mediatypes.MANIFESTS:
-        # An unknown manifest type is stored opaquely: it references nothing we check.
+        # An unknown manifest type is stored opaquely: it references nothing we check. It is
+        # served back as its Content-Type, so only a JSON type (never text/html) is accepted.
+        if not mediatypes.is_json_type(media_type):
+            raise InvalidManifest(f"manifest media type {media_type!r} is not supported")
         return ParsedManifest(media_type=media_type)
     if document.get("schemaVersion") != 2:
         raise InvalidManifest("schemaVersion must be 2")
     subject = document.get("subject")
-    artifact_type = document.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise InvalidManifest("artifactType is not a string")
+    artifact_type = _media_type(document.get("artifactType"), "artifactType")
     annotations = _annotations(document.get("annotations"), "manifest")
     parsed_subject = _descriptor(subject, "subject") if subject is not None else None
     if media_type in mediatypes.INDEXES:

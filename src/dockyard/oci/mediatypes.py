@@ -30,4 +30,13 @@ def is_non_distributable(media_type: str) -> bool:
 
 
 def is_valid_media_type(text: str) -> bool:
+    """RFC 6838 `type/subtype`, at most 255 ASCII characters, no parameters: what is stored
+    and later served as a header can carry no CR, LF, NUL, space or non-ASCII byte."""
     return _MEDIA_TYPE.fullmatch(text) is not None
+
+
+def is_json_type(media_type: str) -> bool:
+    """Whether a browser treats the type as data: a manifest of a type the registry does not
+    know is stored only under such a type, so it is never served back as HTML or script."""
+    kind, _, subtype = media_type.lower().partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))

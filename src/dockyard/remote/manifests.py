@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+from dockyard.oci import boundedjson
 from dockyard.oci.digest import Digest, InvalidDigest
 from dockyard.oci.mediatypes import (
     DOCKER_MANIFEST,
@@ -32,8 +31,8 @@ def media_type_of(content_type: str | None, content: bytes, where: str) -> str:
     """The Content-Type, or when that says nothing specific, the document's `mediaType`.
     RemoteInvalid unless the bytes are a JSON object."""
     try:
-        document = json.loads(content)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = boundedjson.loads(content)
+    except ValueError as exc:
         raise RemoteInvalid(f"{where}: the manifest is not JSON") from exc
     if not isinstance(document, dict):
         raise RemoteInvalid(f"{where}: the manifest is not a JSON object")

@@ -25,6 +25,8 @@ REQUEST_ID = web.RequestKey("request_id", str)
 STARTED = web.RequestKey("started", float)
 REQUEST_ID_HEADER = "X-Request-Id"
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+# Browsers must take each Content-Type as given: stored manifests are never sniffed as HTML.
+NO_SNIFF = {"X-Content-Type-Options": "nosniff"}
 _MAX_REQUEST_ID = 200
 STORAGE_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -65,8 +67,11 @@ async def registry_middleware(request: web.Request, handler: Handler) -> web.Str
 async def add_common_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: reaches file responses and aiohttp's own errors too."""
     response.headers.update(API_VERSION)
-    for name, value in request.app.get(RESPONSE_HEADERS, ()):
+    configured = request.app.get(RESPONSE_HEADERS, ())
+    for name, value in configured:
         response.headers.add(name, value)
+    for name, value in NO_SNIFF.items():  # distribution's sample config sets it too: once
+        response.headers.setdefault(name, value)
     request_id = request.get(REQUEST_ID)
     if request_id is not None:
         response.headers[REQUEST_ID_HEADER] = request_id

@@ -17,7 +17,6 @@ finish an interrupted migration and a second one a no-op.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from dockyard.oci import boundedjson
 from dockyard.oci import manifest as oci_manifest
 from dockyard.oci.digest import Digest, InvalidDigest
 from dockyard.oci.reference import is_valid_name, is_valid_tag
@@ -359,7 +359,7 @@ class Migration:
                              f"{digest} (it is {actual})")
             return None
         try:
-            document = json.loads(content)
+            document = boundedjson.loads(content)
         except ValueError:
             document = None
         if isinstance(document, dict) and document.get("schemaVersion") == 1:
