@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import time
 
+import pytest
 import requests
 
 from dockyard.oci.digest import Digest
@@ -81,6 +82,10 @@ def test_delete_removes_a_blob_and_a_missing_one_is_no_error(run: Run) -> None:
         assert await store.stat(digest) is None
         assert [blob async for blob in store.list_blobs()] == []
         await store.delete(digest)
+        # A reader that looked the blob up before it went (GC) learns it is gone, as from a
+        # file: `dockyard check` and the HTTP layer tell that apart from a broken store.
+        with pytest.raises(FileNotFoundError):
+            await collect(store.read(digest))
 
     run(scenario)
 

@@ -392,7 +392,7 @@ def test_sighup_switches_endpoints(start_registry: StartRegistry) -> None:
         server = start_registry(notifications(first))
         client = Client(server.url)
         name = repo_name()
-        client.push_blob(name, random_bytes(20))
+        before = client.push_blob(name, random_bytes(20))
         first.wait_for(lambda got: len(got) == 1)
 
         server.config["notifications"]["endpoints"][0]["url"] = second.url
@@ -404,6 +404,8 @@ def test_sighup_switches_endpoints(start_registry: StartRegistry) -> None:
                  message="reload to finish")
 
         digest = client.push_blob(name, random_bytes(30))
-        (event,) = second.wait_for(lambda got: len(got) == 1)
-        assert event["target"]["digest"] == digest
+        got = second.wait_for(lambda got: any(e["target"]["digest"] == digest for e in got))
+        # Delivery is at least once: the first event goes again to the new address when the
+        # reload came between its receipt and the endpoint's cursor moving past it.
+        assert {event["target"]["digest"] for event in got} <= {before, digest}
         assert len(first.events()) == 1

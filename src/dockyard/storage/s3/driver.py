@@ -312,8 +312,13 @@ class S3BlobStore(BlobStore):
     @translating_stream
     async def read(self, digest: Digest, offset: int = 0, length: int | None = None
                    ) -> AsyncGenerator[bytes, None]:
-        async for chunk in self._read_key(self._blob_key(digest), offset, length):
-            yield chunk
+        try:
+            async for chunk in self._read_key(self._blob_key(digest), offset, length):
+                yield chunk
+        except ClientError as exc:
+            if is_missing(exc):  # deleted since it was looked up (GC): as on a filesystem
+                raise FileNotFoundError(f"blob {digest} is no longer stored") from exc
+            raise
 
     async def _read_key(self, key: str, offset: int, length: int | None
                         ) -> AsyncIterator[bytes]:
