@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dockyard.metadata.interfaces import MetadataStore
+from dockyard.metadata.interfaces import MetadataStore, PlaceBytes
 from dockyard.metadata.records import UploadGone, UploadRecord
 from dockyard.oci.digest import CANONICAL_ALGORITHM, Digest, Hasher, new_hasher
 from dockyard.registry import upload_ids
@@ -301,9 +301,17 @@ class Uploads:
             if await self._store.stat(digest) is None:
                 await self._store.adopt_file(path, digest, link)
 
+        await self.link_stored(repository, digest, size, place_bytes, context)
+        return size
+
+    async def link_stored(self, repository: str, digest: Digest, size: int,
+                          place_bytes: PlaceBytes, context: EventContext | None = None
+                          ) -> None:
+        """Link bytes already in the store into a repository, as completing an upload does
+        but with no session: `place_bytes` runs under the blob row's lock, where GC can no
+        longer take them, and puts them back or raises if GC won meanwhile."""
         events = self._events.blob_pushed(context, repository, str(digest), size)
         await self._metadata.complete_upload("", repository, str(digest), size, place_bytes,
                                              events=events, has_row=False)
         if events:
             self._events.committed()
-        return size

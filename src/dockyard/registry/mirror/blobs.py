@@ -144,8 +144,7 @@ class MirroredBlobs(Blobs):
                 raise BlobUnknown(detail={"digest": str(digest)})
 
         try:
-            await self._metadata.complete_upload("", repository, str(digest), size,
-                                                 still_stored, has_row=False)
+            await self._uploads.link_stored(repository, digest, size, still_stored)
         except BlobUnknown:
             return False
         return True
