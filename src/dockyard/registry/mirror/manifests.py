@@ -97,7 +97,7 @@ class MirroredManifests(Manifests):
     async def _fresh(self, repository: str, tag: str, route: Route) -> bool:
         checked = await self._mirror.tag_checked_at(repository, tag)
         return checked is not None and (
-            datetime.now(UTC) - _aware(checked) < timedelta(seconds=route.upstream.tag_ttl))
+            datetime.now(UTC) - checked < timedelta(seconds=route.upstream.tag_ttl))
 
     async def _fetch(self, route: Route, repository: str, target: Digest | str,
                      cached: ManifestRecord | None) -> ManifestRecord:
@@ -188,8 +188,3 @@ class MirroredManifests(Manifests):
             except (RegistryError, RegistryErrors) as exc:  # the others still list
                 log.warning("upstream %s: referrer %s not cached: %s",
                             upstream.name, descriptor.digest, exc)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes (stored as UTC)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
